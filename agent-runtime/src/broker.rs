@@ -1,0 +1,1 @@
+//! Embedded PeerJS-compatible broker (owned by the signaling helper).

@@ -1,0 +1,1 @@
+//! Sans-I/O presence state machines (owned by the room helper).

@@ -1,0 +1,1 @@
+//! PeerJS broker client (owned by the signaling helper).

@@ -1,0 +1,2 @@
+//! The `kibitz-agent` command-line tool.
+fn main() {}
