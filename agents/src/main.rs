@@ -1,2 +1,7 @@
 //! The `kibitz-agent` command-line tool.
-fn main() {}
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,1 +1,0 @@
-//! Embedded PeerJS-compatible broker (owned by the signaling helper).

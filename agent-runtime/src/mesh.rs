@@ -1,1 +1,0 @@
-//! WebRTC mesh: PeerJS DataConnections and media on webrtc-rs (owned by the mesh helper).

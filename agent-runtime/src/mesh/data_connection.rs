@@ -1,0 +1,476 @@
+//! A PeerJS DataConnection on webrtc-rs (`kibitz-wire.md` §2.2, §3; PeerJS
+//! `DataConnection.ts`, `negotiator.ts`).
+//!
+//! One peer connection carries one reliable, ordered data channel. Each [`send`] is one
+//! binary SCTP message (PPID 53); framing (BinaryPack, PeerJS chunking) is the caller's.
+//! Events arrive in order: [`Open`](DataConnectionEvent::Open), then messages, then exactly
+//! one [`Closed`](DataConnectionEvent::Closed) (preceded by an
+//! [`Error`](DataConnectionEvent::Error) when the connection failed).
+//!
+//! [`send`]: DataConnection::send
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::{
+    PeerConnection, RTCIceCandidateInit, RTCIceConnectionState, RTCPeerConnectionState,
+    RTCSessionDescription,
+};
+
+use super::cert::fingerprint_of_der;
+use super::negotiator::Negotiator;
+use super::peer_connection::PcEvent;
+use super::signal::{CandidatePayload, IceCandidateInit, OutboundSignal, SessionDescription, SignalSink};
+use super::MeshError;
+
+/// Events delivered to the owner of a [`DataConnection`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DataConnectionEvent {
+    /// The data channel is open; sending is possible and the remote fingerprint is known.
+    Open,
+    /// One binary message (one SCTP message) from the remote peer.
+    Message(Bytes),
+    /// One text message. PeerJS's binary serialization never sends these; tolerated.
+    Text(String),
+    /// The connection failed; a [`Closed`](DataConnectionEvent::Closed) follows.
+    Error(MeshError),
+    /// The connection is closed. Always the last event.
+    Closed,
+}
+
+/// Which side created the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We dialled (sent the OFFER and created the data channel).
+    Outgoing,
+    /// The remote peer dialled; we answered.
+    Incoming,
+}
+
+/// Properties of the negotiated data channel, read from webrtc-rs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// The channel label (`dc_…` or `bulk` for Kibitz).
+    pub label: String,
+    /// Ordered delivery.
+    pub ordered: bool,
+    /// Partial reliability by retransmit count (`None` = fully reliable).
+    pub max_retransmits: Option<u16>,
+    /// Partial reliability by lifetime (`None` = fully reliable).
+    pub max_packet_life_time: Option<u16>,
+    /// Pre-negotiated out of band (PeerJS: never).
+    pub negotiated: bool,
+}
+
+/// Requests from handles and the mesh to a connection's task.
+pub(crate) enum Command {
+    RemoteAnswer(SessionDescription),
+    RemoteCandidate(IceCandidateInit),
+    Fail(MeshError),
+    Close,
+    ChannelClosed,
+}
+
+/// State shared by a connection's handles, its task and the mesh registry.
+pub(crate) struct ConnShared {
+    pub(crate) peer: String,
+    pub(crate) connection_id: String,
+    pub(crate) label: String,
+    pub(crate) direction: Direction,
+    pub(crate) cmd_tx: mpsc::UnboundedSender<Command>,
+    channel: OnceLock<Arc<dyn DataChannel>>,
+    remote_fingerprint: OnceLock<String>,
+    closed: AtomicBool,
+}
+
+impl ConnShared {
+    pub(crate) fn new(
+        peer: String,
+        connection_id: String,
+        label: String,
+        direction: Direction,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Command>) {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(ConnShared {
+            peer,
+            connection_id,
+            label,
+            direction,
+            cmd_tx,
+            channel: OnceLock::new(),
+            remote_fingerprint: OnceLock::new(),
+            closed: AtomicBool::new(false),
+        });
+        (shared, cmd_rx)
+    }
+
+    pub(crate) fn command(&self, cmd: Command) {
+        let _ = self.cmd_tx.send(cmd);
+    }
+
+    fn open_channel(&self) -> Result<&Arc<dyn DataChannel>, MeshError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(MeshError::Closed);
+        }
+        self.channel.get().ok_or(MeshError::NotOpen)
+    }
+
+    async fn send(&self, data: Bytes) -> Result<(), MeshError> {
+        let dc = self.open_channel()?;
+        dc.send(BytesMut::from(data.as_ref()))
+            .await
+            .map_err(MeshError::WebRtc)
+    }
+
+    async fn try_send(&self, data: Bytes) -> Result<(), MeshError> {
+        let dc = self.open_channel()?;
+        dc.try_send(BytesMut::from(data.as_ref()))
+            .await
+            .map_err(|e| match e {
+                webrtc::error::Error::ErrSendBufferFull => MeshError::SendBufferFull,
+                e => MeshError::WebRtc(e),
+            })
+    }
+}
+
+/// A PeerJS DataConnection to one remote peer, keyed by (peer id, connection id).
+///
+/// Dropping it closes the connection.
+pub struct DataConnection {
+    shared: Arc<ConnShared>,
+    events: mpsc::Receiver<DataConnectionEvent>,
+    reliable: bool,
+    serialization: String,
+}
+
+impl std::fmt::Debug for DataConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataConnection")
+            .field("peer", &self.shared.peer)
+            .field("connection_id", &self.shared.connection_id)
+            .field("label", &self.shared.label)
+            .field("direction", &self.shared.direction)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataConnection {
+    pub(crate) fn new(
+        shared: Arc<ConnShared>,
+        events: mpsc::Receiver<DataConnectionEvent>,
+        reliable: bool,
+        serialization: String,
+    ) -> Self {
+        DataConnection {
+            shared,
+            events,
+            reliable,
+            serialization,
+        }
+    }
+
+    /// The remote peer's broker id.
+    pub fn peer(&self) -> &str {
+        &self.shared.peer
+    }
+
+    /// The PeerJS connection id (`dc_…`).
+    pub fn connection_id(&self) -> &str {
+        &self.shared.connection_id
+    }
+
+    /// The label from the OFFER (`bulk`, or the connection id).
+    pub fn label(&self) -> &str {
+        &self.shared.label
+    }
+
+    /// `reliable` from the OFFER.
+    pub fn reliable(&self) -> bool {
+        self.reliable
+    }
+
+    /// `serialization` from the OFFER (`binary` for Kibitz).
+    pub fn serialization(&self) -> &str {
+        &self.serialization
+    }
+
+    /// Who dialled.
+    pub fn direction(&self) -> Direction {
+        self.shared.direction
+    }
+
+    /// Whether the channel is open and not yet closed.
+    pub fn is_open(&self) -> bool {
+        self.shared.channel.get().is_some() && !self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// The remote certificate's fingerprint (SHA-256 of its DER, lowercase colon-hex), known
+    /// once the connection is open.
+    pub fn remote_fingerprint(&self) -> Option<&str> {
+        self.shared.remote_fingerprint.get().map(String::as_str)
+    }
+
+    /// The next event; `None` after [`DataConnectionEvent::Closed`] has been taken.
+    pub async fn recv(&mut self) -> Option<DataConnectionEvent> {
+        self.events.recv().await
+    }
+
+    /// Sends one binary message, waiting while the channel's buffer is above the high-water
+    /// mark. Fails with [`MeshError::NotOpen`] before `Open` and [`MeshError::Closed`] after.
+    pub async fn send(&self, data: Bytes) -> Result<(), MeshError> {
+        self.shared.send(data).await
+    }
+
+    /// Sends one binary message, failing with [`MeshError::SendBufferFull`] instead of
+    /// waiting when the buffer is above the high-water mark.
+    pub async fn try_send(&self, data: Bytes) -> Result<(), MeshError> {
+        self.shared.try_send(data).await
+    }
+
+    /// A cloneable sending handle for other tasks.
+    pub fn sender(&self) -> DataSender {
+        DataSender {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Bytes handed to `send` and not yet acknowledged by the remote SCTP stack.
+    pub async fn buffered_amount(&self) -> usize {
+        match self.shared.channel.get() {
+            Some(dc) => dc.outstanding_bytes().await.unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// The negotiated channel's properties, once open.
+    pub async fn channel_info(&self) -> Option<ChannelInfo> {
+        let dc = self.shared.channel.get()?;
+        Some(ChannelInfo {
+            label: dc.label().await.ok()?,
+            ordered: dc.ordered().await.ok()?,
+            max_retransmits: dc.max_retransmits().await.ok()?,
+            max_packet_life_time: dc.max_packet_life_time().await.ok()?,
+            negotiated: dc.negotiated().await.ok()?,
+        })
+    }
+
+    /// Closes the channel and the peer connection. `Closed` follows as the last event.
+    pub fn close(&self) {
+        self.shared.command(Command::Close);
+    }
+}
+
+impl Drop for DataConnection {
+    fn drop(&mut self) {
+        self.shared.command(Command::Close);
+    }
+}
+
+/// A cloneable handle that can send on (and close) a [`DataConnection`].
+#[derive(Clone)]
+pub struct DataSender {
+    shared: Arc<ConnShared>,
+}
+
+impl std::fmt::Debug for DataSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataSender")
+            .field("peer", &self.shared.peer)
+            .field("connection_id", &self.shared.connection_id)
+            .finish()
+    }
+}
+
+impl DataSender {
+    /// See [`DataConnection::send`].
+    pub async fn send(&self, data: Bytes) -> Result<(), MeshError> {
+        self.shared.send(data).await
+    }
+
+    /// See [`DataConnection::try_send`].
+    pub async fn try_send(&self, data: Bytes) -> Result<(), MeshError> {
+        self.shared.try_send(data).await
+    }
+
+    /// See [`DataConnection::close`].
+    pub fn close(&self) {
+        self.shared.command(Command::Close);
+    }
+}
+
+/// Capacity of a connection's event queue; a slow consumer back-pressures the channel.
+pub(crate) const EVENT_QUEUE: usize = 256;
+/// How long shutdown waits for the channel reader to drain.
+const READER_DRAIN: Duration = Duration::from_secs(1);
+
+/// The task that owns one connection's peer connection.
+pub(crate) struct ConnectionTask {
+    pub(crate) pc: Arc<dyn PeerConnection>,
+    pub(crate) pc_events: mpsc::UnboundedReceiver<PcEvent>,
+    pub(crate) cmds: mpsc::UnboundedReceiver<Command>,
+    pub(crate) shared: Arc<ConnShared>,
+    pub(crate) events_tx: mpsc::Sender<DataConnectionEvent>,
+    pub(crate) sink: Arc<dyn SignalSink>,
+    pub(crate) negotiator: Negotiator,
+    pub(crate) on_exit: Box<dyn FnOnce() + Send + Sync>,
+}
+
+impl ConnectionTask {
+    /// Runs until the connection closes. `channel` is the offerer's own data channel.
+    pub(crate) async fn run(mut self, channel: Option<Arc<dyn DataChannel>>) {
+        let mut reader = channel.map(|dc| self.start_reader(dc));
+        let failure = loop {
+            tokio::select! {
+                ev = self.pc_events.recv() => match ev {
+                    None => break None,
+                    Some(PcEvent::Candidate(c)) => {
+                        let payload: CandidatePayload = self.negotiator.local_candidate(c);
+                        self.sink.send_signal(&self.shared.peer, OutboundSignal::Candidate(payload));
+                    }
+                    Some(PcEvent::DataChannel(dc)) => {
+                        if reader.is_none() {
+                            reader = Some(self.start_reader(dc));
+                        } else {
+                            tracing::debug!(peer = %self.shared.peer, "ignoring extra data channel");
+                        }
+                    }
+                    Some(PcEvent::Ice(RTCIceConnectionState::Failed))
+                    | Some(PcEvent::Connection(RTCPeerConnectionState::Failed)) => {
+                        break Some(MeshError::IceFailed);
+                    }
+                    Some(PcEvent::Ice(RTCIceConnectionState::Closed))
+                    | Some(PcEvent::Connection(RTCPeerConnectionState::Closed)) => break None,
+                    Some(_) => {}
+                },
+                cmd = self.cmds.recv() => match cmd {
+                    None | Some(Command::Close) | Some(Command::ChannelClosed) => break None,
+                    Some(Command::Fail(e)) => break Some(e),
+                    Some(Command::RemoteAnswer(desc)) => {
+                        if let Err(e) = self.apply_answer(desc).await {
+                            break Some(e);
+                        }
+                    }
+                    Some(Command::RemoteCandidate(c)) => {
+                        let dropped = self.negotiator.dropped();
+                        if let Some(c) = self.negotiator.remote_candidate(c) {
+                            self.add_candidate(c).await;
+                        } else if self.negotiator.dropped() > dropped {
+                            tracing::debug!(peer = %self.shared.peer, "early candidate queue full; dropped one");
+                        }
+                    }
+                },
+            }
+        };
+        self.shutdown(reader, failure).await;
+    }
+
+    async fn shutdown(self, reader: Option<JoinHandle<()>>, failure: Option<MeshError>) {
+        self.shared.closed.store(true, Ordering::Release);
+        if let Some(dc) = self.shared.channel.get() {
+            let _ = dc.close().await;
+        }
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!(error = %e, "closing peer connection");
+        }
+        if let Some(mut reader) = reader {
+            if tokio::time::timeout(READER_DRAIN, &mut reader).await.is_err() {
+                tracing::debug!(peer = %self.shared.peer, "channel reader did not finish");
+                reader.abort();
+            }
+        }
+        (self.on_exit)();
+        if let Some(e) = failure {
+            tracing::debug!(peer = %self.shared.peer, connection_id = %self.shared.connection_id, error = %e, "data connection failed");
+            let _ = self.events_tx.send(DataConnectionEvent::Error(e)).await;
+        }
+        let _ = self.events_tx.send(DataConnectionEvent::Closed).await;
+    }
+
+    async fn apply_answer(&mut self, desc: SessionDescription) -> Result<(), MeshError> {
+        let answer = RTCSessionDescription::answer(desc.sdp)
+            .map_err(|e| MeshError::InvalidSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(MeshError::WebRtc)?;
+        for c in self.negotiator.remote_description_applied() {
+            self.add_candidate(c).await;
+        }
+        Ok(())
+    }
+
+    /// Adds a remote candidate; a bad one is logged and dropped, like PeerJS does.
+    pub(crate) async fn add_candidate(&self, c: IceCandidateInit) {
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_m_line_index,
+            username_fragment: c.username_fragment,
+            url: None,
+        };
+        if let Err(e) = self.pc.add_ice_candidate(init).await {
+            tracing::debug!(peer = %self.shared.peer, error = %e, "remote candidate rejected");
+        }
+    }
+
+    fn start_reader(&self, dc: Arc<dyn DataChannel>) -> JoinHandle<()> {
+        let reader = ChannelReader {
+            dc,
+            pc: Arc::clone(&self.pc),
+            shared: Arc::clone(&self.shared),
+            events_tx: self.events_tx.clone(),
+        };
+        tokio::spawn(reader.run())
+    }
+}
+
+/// Forwards one data channel's events to the connection's owner.
+struct ChannelReader {
+    dc: Arc<dyn DataChannel>,
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<ConnShared>,
+    events_tx: mpsc::Sender<DataConnectionEvent>,
+}
+
+impl ChannelReader {
+    async fn run(self) {
+        while let Some(ev) = self.dc.poll().await {
+            let out = match ev {
+                DataChannelEvent::OnOpen => {
+                    if let Some(fp) = remote_fingerprint(self.pc.as_ref()).await {
+                        let _ = self.shared.remote_fingerprint.set(fp);
+                    }
+                    let _ = self.shared.channel.set(Arc::clone(&self.dc));
+                    DataConnectionEvent::Open
+                }
+                DataChannelEvent::OnMessage(m) if m.is_string => {
+                    DataConnectionEvent::Text(String::from_utf8_lossy(&m.data).into_owned())
+                }
+                DataChannelEvent::OnMessage(m) => DataConnectionEvent::Message(m.data.freeze()),
+                DataChannelEvent::OnClose => break,
+                DataChannelEvent::OnError => {
+                    tracing::debug!(peer = %self.shared.peer, "data channel error");
+                    continue;
+                }
+                _ => continue,
+            };
+            if self.events_tx.send(out).await.is_err() {
+                break;
+            }
+        }
+        self.shared.command(Command::ChannelClosed);
+    }
+}
+
+/// SHA-256 of the remote DTLS certificate DER, as a browser's `getRemoteCertificates()[0]`.
+async fn remote_fingerprint(pc: &dyn PeerConnection) -> Option<String> {
+    let sctp = pc.sctp().await?;
+    let certs = sctp.transport().get_remote_certificates().await.ok()?;
+    certs.first().map(|der| fingerprint_of_der(der))
+}

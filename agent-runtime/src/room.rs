@@ -1,1 +1,0 @@
-//! Sans-I/O presence state machines (owned by the room helper).

@@ -1,1 +1,0 @@
-//! PeerJS broker client (owned by the signaling helper).
