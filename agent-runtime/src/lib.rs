@@ -10,5 +10,6 @@
 pub mod broker;
 pub mod mesh;
 pub mod room;
+pub mod session;
 pub mod signaling;
 pub mod wire;

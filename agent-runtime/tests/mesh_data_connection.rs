@@ -2,7 +2,10 @@
 //! in-memory signal relay that round-trips every payload through its JSON form, as a broker
 //! would.
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,8 @@ enum Order {
 struct Net {
     peers: HashMap<String, MeshPeer>,
     incoming: HashMap<String, mpsc::UnboundedReceiver<DataConnection>>,
+    /// Candidates delivered while their connection's OFFER was still held back.
+    early_candidates: Arc<AtomicUsize>,
 }
 
 fn json<T: serde::Serialize + serde::de::DeserializeOwned>(v: &T) -> T {
@@ -55,12 +60,17 @@ fn json<T: serde::Serialize + serde::de::DeserializeOwned>(v: &T) -> T {
 
 /// Builds peers sharing one relay task.
 fn net(ids: &[(&str, Arc<DtlsIdentity>)], order: Order) -> Net {
+    net_with(ids, order, MeshOptions::loopback())
+}
+
+/// [`net`] with explicit mesh options.
+fn net_with(ids: &[(&str, Arc<DtlsIdentity>)], order: Order, options: MeshOptions) -> Net {
     let (tx, mut rx) = mpsc::unbounded_channel::<(String, String, OutboundSignal)>();
     let mut peers = HashMap::new();
     let mut incoming = HashMap::new();
     let mut inboxes = HashMap::new();
     for (id, identity) in ids {
-        let factory = PeerConnectionFactory::new(Arc::clone(identity), MeshOptions::loopback());
+        let factory = PeerConnectionFactory::new(Arc::clone(identity), options.clone());
         let sink = Arc::new(TaggedSink {
             src: (*id).to_owned(),
             tx: tx.clone(),
@@ -71,6 +81,8 @@ fn net(ids: &[(&str, Arc<DtlsIdentity>)], order: Order) -> Net {
         inboxes.insert((*id).to_owned(), itx);
     }
     let relay_peers = peers.clone();
+    let early_candidates = Arc::new(AtomicUsize::new(0));
+    let early = Arc::clone(&early_candidates);
     tokio::spawn(async move {
         let mut held: Vec<(String, String, OfferPayload)> = Vec::new();
         loop {
@@ -88,8 +100,12 @@ fn net(ids: &[(&str, Arc<DtlsIdentity>)], order: Order) -> Net {
                     }
                 }
             };
-            let Some((src, dst, signal)) = next else { break };
-            let Some(target) = relay_peers.get(&dst) else { continue };
+            let Some((src, dst, signal)) = next else {
+                break;
+            };
+            let Some(target) = relay_peers.get(&dst) else {
+                continue;
+            };
             match signal {
                 OutboundSignal::Offer(offer) => {
                     let offer = json(&offer);
@@ -102,12 +118,24 @@ fn net(ids: &[(&str, Arc<DtlsIdentity>)], order: Order) -> Net {
                 OutboundSignal::Answer(answer) => {
                     target.handle_answer(&src, json(&answer)).unwrap();
                 }
-                OutboundSignal::Candidate(c) => target.handle_candidate(&src, json(&c)),
+                OutboundSignal::Candidate(c) => {
+                    if held
+                        .iter()
+                        .any(|(_, _, o)| o.connection_id == c.connection_id)
+                    {
+                        early.fetch_add(1, Ordering::SeqCst);
+                    }
+                    target.handle_candidate(&src, json(&c));
+                }
                 _ => {}
             }
         }
     });
-    Net { peers, incoming }
+    Net {
+        peers,
+        incoming,
+        early_candidates,
+    }
 }
 
 async fn deliver_offer(
@@ -154,7 +182,12 @@ fn identity() -> Arc<DtlsIdentity> {
 }
 
 /// Dials a → b and waits until both sides are open.
-async fn open_pair(net: &mut Net, a: &str, b: &str, options: ConnectOptions) -> (DataConnection, DataConnection) {
+async fn open_pair(
+    net: &mut Net,
+    a: &str,
+    b: &str,
+    options: ConnectOptions,
+) -> (DataConnection, DataConnection) {
     let mut out = net.peers[a].connect(b, options).await.unwrap();
     let mut inc = accept(net, b).await;
     expect_open(&mut out).await;
@@ -163,13 +196,20 @@ async fn open_pair(net: &mut Net, a: &str, b: &str, options: ConnectOptions) -> 
 }
 
 fn pattern(len: usize, seed: u8) -> Bytes {
-    Bytes::from((0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>())
+    Bytes::from(
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_connection_opens_and_carries_binary_both_ways() {
     let (ida, idb) = (identity(), identity());
-    let mut net = net(&[("alice", Arc::clone(&ida)), ("bob", Arc::clone(&idb))], Order::Fifo);
+    let mut net = net(
+        &[("alice", Arc::clone(&ida)), ("bob", Arc::clone(&idb))],
+        Order::Fifo,
+    );
     let (mut out, mut inc) = open_pair(&mut net, "alice", "bob", ConnectOptions::default()).await;
 
     // PeerJS identity of the link: same connection id both ends, label = connection id.
@@ -201,7 +241,11 @@ async fn data_connection_opens_and_carries_binary_both_ways() {
     assert_ne!(ida.fingerprint(), idb.fingerprint());
 
     // Binary messages both ways, one SCTP message each, order kept; 64 KiB included.
-    let small = [Bytes::from_static(&[0x81, 0xb1, 0x74, 0xb4, 0x70, 0x69, 0x6e, 0x67]), pattern(1, 1), pattern(16300, 2)];
+    let small = [
+        Bytes::from_static(&[0x81, 0xb1, 0x74, 0xb4, 0x70, 0x69, 0x6e, 0x67]),
+        pattern(1, 1),
+        pattern(16300, 2),
+    ];
     for m in &small {
         out.send(m.clone()).await.unwrap();
     }
@@ -215,7 +259,10 @@ async fn data_connection_opens_and_carries_binary_both_ways() {
     let back = pattern(64 * 1024, 77);
     inc.send(Bytes::from_static(b"\x01\x02\x03")).await.unwrap();
     inc.sender().send(back.clone()).await.unwrap();
-    assert_eq!(expect_message(&mut out).await, Bytes::from_static(b"\x01\x02\x03"));
+    assert_eq!(
+        expect_message(&mut out).await,
+        Bytes::from_static(b"\x01\x02\x03")
+    );
     assert_eq!(expect_message(&mut out).await, back);
 
     // Closing one side closes the other; Closed is the last event.
@@ -227,8 +274,14 @@ async fn data_connection_opens_and_carries_binary_both_ways() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(tokio::time::timeout(STEP, inc.recv()).await.unwrap().is_none());
-    assert!(matches!(inc.send(Bytes::from_static(b"x")).await, Err(MeshError::Closed)));
+    assert!(tokio::time::timeout(STEP, inc.recv())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        inc.send(Bytes::from_static(b"x")).await,
+        Err(MeshError::Closed)
+    ));
     loop {
         if let DataConnectionEvent::Closed = next_event(&mut out).await {
             break;
@@ -243,7 +296,10 @@ async fn data_connection_opens_and_carries_binary_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_certificate_for_every_connection_and_bulk_label() {
     let (ida, idb) = (identity(), identity());
-    let mut net = net(&[("a1", Arc::clone(&ida)), ("b1", Arc::clone(&idb))], Order::Fifo);
+    let mut net = net(
+        &[("a1", Arc::clone(&ida)), ("b1", Arc::clone(&idb))],
+        Order::Fifo,
+    );
     let (sig_out, sig_in) = open_pair(&mut net, "a1", "b1", ConnectOptions::default()).await;
     let (bulk_out, bulk_in) = open_pair(&mut net, "a1", "b1", ConnectOptions::bulk()).await;
 
@@ -265,9 +321,18 @@ async fn one_certificate_for_every_connection_and_bulk_label() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn candidates_that_arrive_before_the_offer_are_held() {
-    let mut net = net(&[("x", identity()), ("y", identity())], Order::CandidatesBeforeOffer);
+    let mut net = net(
+        &[("x", identity()), ("y", identity())],
+        Order::CandidatesBeforeOffer,
+    );
     let (out, mut inc) = open_pair(&mut net, "x", "y", ConnectOptions::default()).await;
-    out.send(Bytes::from_static(b"after-early-candidates")).await.unwrap();
+    assert!(
+        net.early_candidates.load(Ordering::SeqCst) > 0,
+        "the relay must have delivered candidates ahead of their OFFER"
+    );
+    out.send(Bytes::from_static(b"after-early-candidates"))
+        .await
+        .unwrap();
     assert_eq!(
         expect_message(&mut inc).await,
         Bytes::from_static(b"after-early-candidates")
@@ -282,10 +347,15 @@ async fn send_before_open_and_leave_and_expire() {
         PeerConnectionFactory::new(Arc::clone(&id), MeshOptions::loopback()),
         Arc::new(tx),
     );
-    let mut conn = mesh.connect("nobody", ConnectOptions::default()).await.unwrap();
+    let mut conn = mesh
+        .connect("nobody", ConnectOptions::default())
+        .await
+        .unwrap();
     let (dst, first) = rx.recv().await.unwrap();
     assert_eq!(dst, "nobody");
-    let OutboundSignal::Offer(offer) = first else { panic!("first signal must be the OFFER") };
+    let OutboundSignal::Offer(offer) = first else {
+        panic!("first signal must be the OFFER")
+    };
     // The OFFER payload is PeerJS's, byte for byte in key order.
     let text = serde_json::to_string(&offer).unwrap();
     let prefix = r#"{"sdp":{"type":"offer","sdp":"v=0"#;
@@ -298,8 +368,13 @@ async fn send_before_open_and_leave_and_expire() {
     assert!(offer.sdp.sdp.contains("webrtc-datachannel"));
 
     // Trickled candidates carry the connection id and a real mid.
-    let (_, cand) = tokio::time::timeout(STEP, rx.recv()).await.unwrap().unwrap();
-    let OutboundSignal::Candidate(cand) = cand else { panic!("expected a CANDIDATE") };
+    let (_, cand) = tokio::time::timeout(STEP, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let OutboundSignal::Candidate(cand) = cand else {
+        panic!("expected a CANDIDATE")
+    };
     assert_eq!(cand.connection_id, conn.connection_id());
     assert_eq!(cand.kind, ConnectionType::Data);
     assert!(cand.candidate.candidate.starts_with("candidate:"));
@@ -307,7 +382,10 @@ async fn send_before_open_and_leave_and_expire() {
     assert_eq!(cand.candidate.sdp_mid.as_deref(), Some("0"));
     assert!(cand.candidate.username_fragment.is_some());
 
-    assert!(matches!(conn.send(Bytes::from_static(b"x")).await, Err(MeshError::NotOpen)));
+    assert!(matches!(
+        conn.send(Bytes::from_static(b"x")).await,
+        Err(MeshError::NotOpen)
+    ));
     assert!(!conn.is_open());
 
     // EXPIRE: the broker could not deliver the OFFER → peer-unavailable, then Closed.
@@ -316,12 +394,21 @@ async fn send_before_open_and_leave_and_expire() {
         DataConnectionEvent::Error(MeshError::PeerUnavailable(p)) => assert_eq!(p, "nobody"),
         other => panic!("expected PeerUnavailable, got {other:?}"),
     }
-    assert!(matches!(next_event(&mut conn).await, DataConnectionEvent::Closed));
+    assert!(matches!(
+        next_event(&mut conn).await,
+        DataConnectionEvent::Closed
+    ));
 
     // LEAVE closes every connection with that peer.
-    let mut c2 = mesh.connect("gone", ConnectOptions::default()).await.unwrap();
+    let mut c2 = mesh
+        .connect("gone", ConnectOptions::default())
+        .await
+        .unwrap();
     mesh.handle_leave("gone");
-    assert!(matches!(next_event(&mut c2).await, DataConnectionEvent::Closed));
+    assert!(matches!(
+        next_event(&mut c2).await,
+        DataConnectionEvent::Closed
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,7 +419,10 @@ async fn bad_signals_get_typed_errors() {
         Arc::new(tx),
     );
     let answer = AnswerPayload {
-        sdp: SessionDescription { kind: SdpType::Answer, sdp: "v=0\r\n".into() },
+        sdp: SessionDescription {
+            kind: SdpType::Answer,
+            sdp: "v=0\r\n".into(),
+        },
         kind: ConnectionType::Data,
         connection_id: "dc_unknown".into(),
     };
@@ -341,10 +431,16 @@ async fn bad_signals_get_typed_errors() {
         Err(MeshError::UnknownConnection { .. })
     ));
     let wrong = AnswerPayload {
-        sdp: SessionDescription { kind: SdpType::Offer, sdp: "v=0\r\n".into() },
+        sdp: SessionDescription {
+            kind: SdpType::Offer,
+            sdp: "v=0\r\n".into(),
+        },
         ..answer
     };
-    assert!(matches!(mesh.handle_answer("p", wrong), Err(MeshError::WrongSdpType { .. })));
+    assert!(matches!(
+        mesh.handle_answer("p", wrong),
+        Err(MeshError::WrongSdpType { .. })
+    ));
 
     let mut media = OfferPayload::data("v=0\r\n", "mc_1", None);
     media.kind = ConnectionType::Media;
@@ -353,7 +449,10 @@ async fn bad_signals_get_typed_errors() {
         Err(MeshError::UnsupportedConnectionType(ConnectionType::Media))
     ));
     let garbage = OfferPayload::data("this is not sdp", "dc_1", None);
-    assert!(matches!(mesh.handle_offer("p", garbage).await, Err(MeshError::InvalidSdp(_))));
+    assert!(matches!(
+        mesh.handle_offer("p", garbage).await,
+        Err(MeshError::InvalidSdp(_))
+    ));
     // A candidate for an unknown connection is held, not an error; a media one is ignored.
     mesh.handle_candidate(
         "p",
@@ -378,7 +477,9 @@ async fn media_offer_has_audio_video_video() {
     impl webrtc::peer_connection::PeerConnectionEventHandler for NoopHandler {}
 
     let factory = PeerConnectionFactory::new(identity(), MeshOptions::loopback());
-    let offer = create_media_offer(&factory, Arc::new(NoopHandler), false).await.unwrap();
+    let offer = create_media_offer(&factory, Arc::new(NoopHandler), false)
+        .await
+        .unwrap();
     assert_eq!(media_kinds(&offer.sdp), KIBITZ_MEDIA_LAYOUT.to_vec());
     assert_eq!(
         media_kinds(&offer.sdp),
@@ -422,4 +523,48 @@ async fn open_latency_on_loopback() {
         samples.len()
     );
     assert_eq!(samples.len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_respects_the_high_water_mark() {
+    let options = MeshOptions {
+        send_high_water: 32 * 1024,
+        ..MeshOptions::loopback()
+    };
+    let mut net = net_with(
+        &[("hw1", identity()), ("hw2", identity())],
+        Order::Fifo,
+        options,
+    );
+    let (out, mut inc) = open_pair(&mut net, "hw1", "hw2", ConnectOptions::default()).await;
+
+    // try_send refuses once more than the mark is in flight; nothing accepted is lost.
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..50u8 {
+        let m = pattern(48 * 1024, i);
+        match out.try_send(m.clone()).await {
+            Ok(()) => accepted.push(m),
+            Err(MeshError::SendBufferFull) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "a 32 KiB mark must refuse back-to-back 48 KiB sends"
+    );
+    assert!(!accepted.is_empty());
+    // send waits for room instead of failing.
+    let tail = pattern(48 * 1024, 200);
+    out.send(tail.clone()).await.unwrap();
+    accepted.push(tail);
+    for m in &accepted {
+        assert_eq!(&expect_message(&mut inc).await, m);
+    }
+    // Everything is acknowledged soon after delivery.
+    let deadline = Instant::now() + STEP;
+    while out.buffered_amount().await > 0 {
+        assert!(Instant::now() < deadline, "send buffer never drained");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -2,6 +2,8 @@
 //! mid-join (a fault-injecting TCP front over the real embedded broker), exhausted budgets,
 //! closing and dropping.
 
+#![allow(clippy::unwrap_used)]
+
 mod signaling_support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -124,7 +126,11 @@ async fn join_survives_broker_closing_mid_join() {
         .await
         .unwrap();
     assert_eq!(h.id(), "kbz-v1-flaky");
-    assert_eq!(seen.load(Ordering::SeqCst), 4, "three refused attempts, then success");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        4,
+        "three refused attempts, then success"
+    );
     // Three backoff waits of at least the 20 ms floor each.
     assert!(started.elapsed() >= Duration::from_millis(60));
     h.close().await;
@@ -146,7 +152,11 @@ async fn join_fails_typed_when_budget_is_spent() {
         SignalingError::ReconnectExhausted { attempts, .. } => assert_eq!(attempts, 4),
         other => panic!("expected ReconnectExhausted, got {other:?}"),
     }
-    assert_eq!(seen.load(Ordering::SeqCst), 5, "first try plus four retries");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        5,
+        "first try plus four retries"
+    );
 }
 
 #[tokio::test]
@@ -183,7 +193,9 @@ async fn dropping_every_handle_releases_the_id() {
         id: Some("kbz-v1-drop".into()),
         ..quick_opts()
     };
-    let (h, mut ev) = SignalingClient::connect(broker.cfg(), opts.clone()).await.unwrap();
+    let (h, mut ev) = SignalingClient::connect(broker.cfg(), opts.clone())
+        .await
+        .unwrap();
     let clone = h.clone();
     drop(h);
     assert!(!clone.is_closed(), "a clone keeps the client alive");

@@ -1,15 +1,16 @@
 //! The signaling client against real brokers: every case runs against both the embedded broker
 //! and the npm `peer` server (peerjs-server), on 127.0.0.1.
 
+#![allow(clippy::unwrap_used)]
+
 #[macro_use]
 mod signaling_support;
 
 use std::time::Duration;
 
 use agent_runtime::signaling::{
-    validate_id, AnswerPayload, CandidatePayload, ConnectOptions, ConnectionType,
-    IceCandidateInit, SdpType, SessionDescription, SignalingClient, SignalingError,
-    SignalingEvent,
+    validate_id, AnswerPayload, CandidatePayload, ConnectOptions, ConnectionType, IceCandidateInit,
+    SdpType, SessionDescription, SignalingClient, SignalingError, SignalingEvent,
 };
 use signaling_support::*;
 
@@ -30,8 +31,12 @@ both_brokers!(
 
 async fn allocates_ids(backend: Backend) {
     let broker = TestBroker::start(backend, Timings::default()).await;
-    let (a, _ea) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
-    let (b, _eb) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (a, _ea) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
+    let (b, _eb) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     for id in [a.id(), b.id()] {
         assert!(validate_id(id), "{id}");
         assert_eq!(id.len(), 36, "UUID v4 expected, got {id}");
@@ -42,7 +47,12 @@ async fn allocates_ids(backend: Backend) {
     assert_ne!(a.token(), b.token());
 
     // The raw HTTP endpoint answers plain text.
-    let body = reqwest::get(broker.cfg().id_url()).await.unwrap().text().await.unwrap();
+    let body = reqwest::get(broker.cfg().id_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(body.len(), 36, "{body}");
     a.close().await;
     b.close().await;
@@ -50,8 +60,12 @@ async fn allocates_ids(backend: Backend) {
 
 async fn relays_offer_answer_candidate_with_src(backend: Backend) {
     let broker = TestBroker::start(backend, Timings::default()).await;
-    let (a, mut ea) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
-    let (b, mut eb) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (a, mut ea) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
+    let (b, mut eb) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
 
     let offer = offer("dc_x1");
     a.send_offer(b.id(), &offer).await.unwrap();
@@ -105,8 +119,13 @@ async fn relays_offer_answer_candidate_with_src(backend: Backend) {
 async fn relayed_frame_bytes_match_peerjs_server(backend: Backend) {
     let broker = TestBroker::start(backend, Timings::default()).await;
     let mut raw = raw_ws(broker.port, "key=peerjs&id=rawpeer&token=tok&version=1.5.5").await;
-    assert_eq!(raw_next_text(&mut raw, 5).await.as_deref(), Some(r#"{"type":"OPEN"}"#));
-    let (a, _ea) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    assert_eq!(
+        raw_next_text(&mut raw, 5).await.as_deref(),
+        Some(r#"{"type":"OPEN"}"#)
+    );
+    let (a, _ea) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     a.send_offer("rawpeer", &offer("dc_q")).await.unwrap();
     let text = raw_next_text(&mut raw, 5).await.unwrap();
     assert_eq!(
@@ -126,13 +145,17 @@ async fn id_taken_for_other_token(backend: Backend) {
         token: Some("tokenone".into()),
         ..quick_opts()
     };
-    let (a, _ea) = SignalingClient::connect(broker.cfg(), first.clone()).await.unwrap();
+    let (a, _ea) = SignalingClient::connect(broker.cfg(), first.clone())
+        .await
+        .unwrap();
     assert_eq!(a.id(), "kbz-v1-standup");
     let second = ConnectOptions {
         token: Some("tokentwo".into()),
         ..first
     };
-    let err = SignalingClient::connect(broker.cfg(), second).await.unwrap_err();
+    let err = SignalingClient::connect(broker.cfg(), second)
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         SignalingError::IdTaken {
@@ -157,11 +180,17 @@ async fn same_id_and_token_reattach_and_reregister(backend: Backend) {
         token: Some("sametoken".into()),
         ..quick_opts()
     };
-    let (a, _ea) = SignalingClient::connect(broker.cfg(), opts.clone()).await.unwrap();
+    let (a, _ea) = SignalingClient::connect(broker.cfg(), opts.clone())
+        .await
+        .unwrap();
     // While the first socket is still up, the same id+token re-attaches (no OPEN is sent;
     // the client detects acceptance through its ping).
-    let (a2, mut ea2) = SignalingClient::connect(broker.cfg(), opts.clone()).await.unwrap();
-    let (p, _ep) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (a2, mut ea2) = SignalingClient::connect(broker.cfg(), opts.clone())
+        .await
+        .unwrap();
+    let (p, _ep) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     p.send_offer("kbz-v1-room", &offer("dc_r")).await.unwrap();
     match next_event(&mut ea2, 5).await {
         SignalingEvent::Offer { src, .. } => assert_eq!(src, p.id()),
@@ -189,7 +218,9 @@ async fn same_id_and_token_reattach_and_reregister(backend: Backend) {
 
 async fn expire_for_offer_to_absent_peer(backend: Backend) {
     let broker = TestBroker::start(backend, Timings::default()).await;
-    let (a, mut ea) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (a, mut ea) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     let sent = tokio::time::Instant::now();
     a.send_offer("kbz-v1-nobody", &offer("dc_e")).await.unwrap();
     a.send_candidate(
@@ -224,8 +255,12 @@ async fn expire_for_offer_to_absent_peer(backend: Backend) {
 
 async fn leave_is_relayed_but_not_generated_on_disconnect(backend: Backend) {
     let broker = TestBroker::start(backend, Timings::default()).await;
-    let (a, mut ea) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
-    let (b, mut eb) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (a, mut ea) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
+    let (b, mut eb) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     // An explicit LEAVE is relayed with src.
     a.send(agent_runtime::signaling::ClientFrame {
         kind: agent_runtime::signaling::FrameType::Leave,
@@ -245,7 +280,10 @@ async fn leave_is_relayed_but_not_generated_on_disconnect(backend: Backend) {
     assert!(evs.is_empty(), "{evs:?}");
     // An offer to the departed peer is queued and expires.
     a.send_offer(&b_id, &offer("dc_l")).await.unwrap();
-    assert_eq!(next_event(&mut ea, 5).await, SignalingEvent::Expire { src: b_id });
+    assert_eq!(
+        next_event(&mut ea, 5).await,
+        SignalingEvent::Expire { src: b_id }
+    );
     a.close().await;
 }
 
@@ -263,8 +301,12 @@ async fn heartbeat_keeps_client_alive_silence_drops_it(backend: Backend) {
         heartbeat: Duration::from_secs(3600),
         ..quick_opts()
     };
-    let (h, mut eh) = SignalingClient::connect(broker.cfg(), chatty).await.unwrap();
-    let (s, mut es) = SignalingClient::connect(broker.cfg(), silent).await.unwrap();
+    let (h, mut eh) = SignalingClient::connect(broker.cfg(), chatty)
+        .await
+        .unwrap();
+    let (s, mut es) = SignalingClient::connect(broker.cfg(), silent)
+        .await
+        .unwrap();
 
     // The silent client is dropped by the broker's liveness sweep (and reconnects).
     assert_eq!(next_event(&mut es, 5).await, SignalingEvent::Disconnected);
@@ -274,7 +316,9 @@ async fn heartbeat_keeps_client_alive_silence_drops_it(backend: Backend) {
     let evs = events_for(&mut eh, Duration::from_millis(3500)).await;
     assert!(evs.is_empty(), "{evs:?}");
     // ... and is still reachable.
-    let (p, _ep) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (p, _ep) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     p.send_offer(h.id(), &offer("dc_h")).await.unwrap();
     assert!(matches!(
         next_event(&mut eh, 5).await,
@@ -287,7 +331,9 @@ async fn heartbeat_keeps_client_alive_silence_drops_it(backend: Backend) {
 
 async fn reconnects_after_broker_restart(backend: Backend) {
     let mut broker = TestBroker::start(backend, Timings::default()).await;
-    let (a, mut ea) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (a, mut ea) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     let id = a.id().to_owned();
     let token = a.token().to_owned();
     broker.stop().await;
@@ -308,7 +354,9 @@ async fn reconnects_after_broker_restart(backend: Backend) {
         Err(SignalingError::IdTaken { .. })
     ));
     // ... and relayed frames reach it.
-    let (p, _ep) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (p, _ep) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     p.send_offer(&id, &offer("dc_re")).await.unwrap();
     assert!(matches!(
         next_event(&mut ea, 5).await,
@@ -341,7 +389,9 @@ async fn ws_parameter_errors_match(backend: Backend) {
     let mut ws = raw_ws(broker.port, "key=peerjs&id=abc").await;
     assert_eq!(
         raw_next_text(&mut ws, 5).await.as_deref(),
-        Some(r#"{"type":"ERROR","payload":{"msg":"No id, token, or key supplied to websocket server"}}"#)
+        Some(
+            r#"{"type":"ERROR","payload":{"msg":"No id, token, or key supplied to websocket server"}}"#
+        )
     );
     assert_eq!(raw_next_text(&mut ws, 5).await, None);
     let mut ws = raw_ws(broker.port, "key=wrong&id=abc&token=t").await;
@@ -368,38 +418,80 @@ async fn ws_parameter_errors_match(backend: Backend) {
 
 async fn malformed_client_frames_do_not_kill_broker(backend: Backend) {
     let broker = TestBroker::start(backend, Timings::default()).await;
-    let (b, mut eb) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+    let (b, mut eb) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
+    let relay = |n: &str| {
+        format!(
+            r#"{{"type":"OFFER","payload":{},"dst":"{}"}}"#,
+            serde_json::to_string(&offer(n)).unwrap(),
+            b.id()
+        )
+    };
+
+    // Well-formed JSON that means nothing is ignored; the socket keeps working.
     let mut raw = raw_ws(broker.port, "key=peerjs&id=junky&token=t").await;
-    assert_eq!(raw_next_text(&mut raw, 5).await.as_deref(), Some(r#"{"type":"OPEN"}"#));
+    assert_eq!(
+        raw_next_text(&mut raw, 5).await.as_deref(),
+        Some(r#"{"type":"OPEN"}"#)
+    );
     for junk in [
-        "not json",
-        "null",
-        "3",
         "[]",
         "{}",
         r#"{"type":"WHAT"}"#,
         r#"{"type":"OFFER"}"#,
         r#"{"type":"OPEN","dst":"x"}"#,
-        "{\"type\":\"OFFER\",\"dst\":",
+        r#"{"type":"HEARTBEAT","payload":[1,2,3]}"#,
     ] {
         raw_send(&mut raw, junk).await;
     }
-    let relay = format!(
-        r#"{{"type":"OFFER","payload":{},"dst":"{}"}}"#,
-        serde_json::to_string(&offer("dc_j")).unwrap(),
-        b.id()
-    );
-    raw_send(&mut raw, &relay).await;
+    raw_send(&mut raw, &relay("dc_j1")).await;
     match next_event(&mut eb, 5).await {
         SignalingEvent::Offer { src, payload } => {
             assert_eq!(src, "junky");
-            assert_eq!(payload, offer("dc_j"));
+            assert_eq!(payload, offer("dc_j1"));
         }
         other => panic!("expected offer, got {other:?}"),
     }
-    // The broker still serves new clients.
-    let (c, _ec) = SignalingClient::connect(broker.cfg(), quick_opts()).await.unwrap();
+
+    // Frames that are not JSON objects. peerjs-server survives them but stops processing that
+    // one socket (the parse error escapes its message handler); the embedded broker drops the
+    // frame and carries on.
+    let mut raw2 = raw_ws(broker.port, "key=peerjs&id=junkier&token=t").await;
+    assert_eq!(
+        raw_next_text(&mut raw2, 5).await.as_deref(),
+        Some(r#"{"type":"OPEN"}"#)
+    );
+    for junk in ["not json", "null", "3", "{\"type\":\"OFFER\",\"dst\":"] {
+        raw_send(&mut raw2, junk).await;
+    }
+    raw_send(&mut raw2, &relay("dc_j2")).await;
+    if backend == Backend::Embedded {
+        match next_event(&mut eb, 5).await {
+            SignalingEvent::Offer { src, payload } => {
+                assert_eq!(src, "junkier");
+                assert_eq!(payload, offer("dc_j2"));
+            }
+            other => panic!("expected offer, got {other:?}"),
+        }
+    }
+
+    // Either way the broker still registers and relays for everyone else.
+    let (c, _ec) = SignalingClient::connect(broker.cfg(), quick_opts())
+        .await
+        .unwrap();
     assert!(validate_id(c.id()));
+    c.send_offer(b.id(), &offer("dc_j3")).await.unwrap();
+    loop {
+        match next_event(&mut eb, 5).await {
+            SignalingEvent::Offer { src, payload } if src == c.id() => {
+                assert_eq!(payload, offer("dc_j3"));
+                break;
+            }
+            SignalingEvent::Offer { src, .. } if src == "junkier" => {}
+            other => panic!("expected offer from the new client, got {other:?}"),
+        }
+    }
     b.close().await;
     c.close().await;
 }

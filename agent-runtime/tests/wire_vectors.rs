@@ -6,7 +6,9 @@
 use agent_runtime::wire::binarypack::{decode, encode};
 use agent_runtime::wire::chunker::{Chunk, Deframer, Frame, Framer};
 use agent_runtime::wire::content::{AgentEnvelope, Chat, ContentMsg};
-use agent_runtime::wire::control::{ControlMsg, IceCandidate, LinkKind, LinkMessage, SdpDescription};
+use agent_runtime::wire::control::{
+    ControlMsg, IceCandidate, LinkKind, LinkMessage, SdpDescription,
+};
 use agent_runtime::wire::presence::{
     AuthorityMsg, CallMember, ClientMsg, EngineInfo, Knock, LobbyStatus, Roster, Voice,
 };
@@ -159,6 +161,7 @@ fn spec_section3_vectors_round_trip_byte_for_byte() {
 
 /// Vectors computed with `peerjs-js-binarypack@2.1.0` `pack()`.
 #[test]
+#[allow(clippy::approx_constant)]
 fn extra_js_vectors_round_trip() {
     let dm_chat = Value::map([
         ("k", s("chat")),
@@ -214,8 +217,10 @@ fn float64_packing_matches_the_js_packer_bit_for_bit() {
 
 #[test]
 fn typed_presence_reproduces_browser_vectors() {
-    let vectors: std::collections::HashMap<_, _> =
-        spec_vectors().into_iter().map(|(n, v, h)| (n, (v, h))).collect();
+    let vectors: std::collections::HashMap<_, _> = spec_vectors()
+        .into_iter()
+        .map(|(n, v, h)| (n, (v, h)))
+        .collect();
     let knock = ClientMsg::Knock(Knock {
         name: "Bot".into(),
         avatar: Some(String::new()),
@@ -243,7 +248,10 @@ fn typed_presence_reproduces_browser_vectors() {
     let lobby = AuthorityMsg::Lobby(LobbyStatus::Waiting);
     assert_eq!(hex::encode(lobby.encode()), vectors["lobby"].1);
     assert_eq!(AuthorityMsg::from_value(&vectors["lobby"].0), Ok(lobby));
-    assert_eq!(AuthorityMsg::from_value(&vectors["ping"].0), Ok(AuthorityMsg::Ping));
+    assert_eq!(
+        AuthorityMsg::from_value(&vectors["ping"].0),
+        Ok(AuthorityMsg::Ping)
+    );
 
     let info = EngineInfo::from_meta(&voice_meta()).unwrap();
     assert_eq!(info.version.as_deref(), Some("0.1.0"));
@@ -282,13 +290,18 @@ fn roster_matches_the_js_packer() {
         locked: false,
     });
     assert_eq!(hex::encode(roster.encode()), h);
-    assert_eq!(AuthorityMsg::from_value(&decode(&unhex(h)).unwrap()), Ok(roster));
+    assert_eq!(
+        AuthorityMsg::from_value(&decode(&unhex(h)).unwrap()),
+        Ok(roster)
+    );
 }
 
 #[test]
 fn typed_control_reproduces_vectors() {
-    let vectors: std::collections::HashMap<_, _> =
-        spec_vectors().into_iter().map(|(n, v, h)| (n, (v, h))).collect();
+    let vectors: std::collections::HashMap<_, _> = spec_vectors()
+        .into_iter()
+        .map(|(n, v, h)| (n, (v, h)))
+        .collect();
     let cases = [
         ("cap", ControlMsg::Cap { bulk: true }),
         ("bye", ControlMsg::Bye),
@@ -306,9 +319,16 @@ fn typed_control_reproduces_vectors() {
     ];
     for (name, msg) in cases {
         assert_eq!(hex::encode(msg.encode()), vectors[name].1, "{name}");
-        assert_eq!(ControlMsg::from_value(&vectors[name].0), Ok(msg.clone()), "{name}");
+        assert_eq!(
+            ControlMsg::from_value(&vectors[name].0),
+            Ok(msg.clone()),
+            "{name}"
+        );
         assert_eq!(LinkMessage::classify(&vectors[name].0), LinkKind::Control);
-        assert_eq!(LinkMessage::parse(&vectors[name].0), LinkMessage::Control(msg));
+        assert_eq!(
+            LinkMessage::parse(&vectors[name].0),
+            LinkMessage::Control(msg)
+        );
     }
     // JS packer output for m-ice / m-sdp / m-recreate.
     let ice = ControlMsg::MIce {
@@ -333,13 +353,18 @@ fn typed_control_reproduces_vectors() {
     assert_eq!(hex::encode(sdp.encode()), h);
     assert_eq!(ControlMsg::from_value(&decode(&unhex(h)).unwrap()), Ok(sdp));
     let rec = ControlMsg::MRecreate { relay: true };
-    assert_eq!(hex::encode(rec.encode()), "82b174ba6d2d7265637265617465b572656c6179c3");
+    assert_eq!(
+        hex::encode(rec.encode()),
+        "82b174ba6d2d7265637265617465b572656c6179c3"
+    );
 }
 
 #[test]
 fn typed_content_reproduces_vectors() {
-    let vectors: std::collections::HashMap<_, _> =
-        spec_vectors().into_iter().map(|(n, v, h)| (n, (v, h))).collect();
+    let vectors: std::collections::HashMap<_, _> = spec_vectors()
+        .into_iter()
+        .map(|(n, v, h)| (n, (v, h)))
+        .collect();
     let chat = ContentMsg::Chat(Chat::outgoing("hi", "v1", 1, 1_700_000_000_000, false));
     assert_eq!(hex::encode(chat.encode()), vectors["chat"].1);
     assert_eq!(ContentMsg::from_value(&vectors["chat"].0), Ok(chat));
@@ -384,16 +409,26 @@ fn typed_content_reproduces_vectors() {
     };
     let h = "84b16bb6736368656d61b46e616d65ba77686973742e76696577b776657273696f6eb131b6736368656d6181b474797065b66f626a656374";
     assert_eq!(hex::encode(schema.encode()), h);
-    assert_eq!(ContentMsg::from_value(&decode(&unhex(h)).unwrap()), Ok(schema));
-    let idt = ContentMsg::IdToken { jwt: "a.b.c".into() };
-    assert_eq!(hex::encode(idt.encode()), "82b16bb76964746f6b656eb36a7774b5612e622e63");
+    assert_eq!(
+        ContentMsg::from_value(&decode(&unhex(h)).unwrap()),
+        Ok(schema)
+    );
+    let idt = ContentMsg::IdToken {
+        jwt: "a.b.c".into(),
+    };
+    assert_eq!(
+        hex::encode(idt.encode()),
+        "82b16bb76964746f6b656eb36a7774b5612e622e63"
+    );
 }
 
 #[test]
 fn chunk_vector_reassembles() {
     let mut d = Deframer::default();
     assert_eq!(
-        d.push(&unhex("84ba5f5f706565724461746101b16e00b464617461a2deadb5746f74616c02")),
+        d.push(&unhex(
+            "84ba5f5f706565724461746101b16e00b464617461a2deadb5746f74616c02"
+        )),
         Ok(None)
     );
     // Second slice completes `de ad be ef`, which is not valid BinaryPack on its own — so build a

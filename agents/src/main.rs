@@ -1,5 +1,7 @@
 //! The `kibitz-agent` command-line tool.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod cli;
 
 fn main() -> std::process::ExitCode {

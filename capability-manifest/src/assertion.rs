@@ -34,7 +34,10 @@ pub struct AssertionOptions {
 
 impl Default for AssertionOptions {
     fn default() -> Self {
-        AssertionOptions { max_age_sec: DEFAULT_MAX_AGE_SEC, leeway_sec: DEFAULT_LEEWAY_SEC }
+        AssertionOptions {
+            max_age_sec: DEFAULT_MAX_AGE_SEC,
+            leeway_sec: DEFAULT_LEEWAY_SEC,
+        }
     }
 }
 
@@ -96,7 +99,10 @@ pub fn verify_assertion(
         let Some(decoded) = decoded.as_ref() else {
             continue;
         };
-        if key.verify_raw(decoded.body.as_bytes(), &decoded.signature).is_err() {
+        if key
+            .verify_raw(decoded.body.as_bytes(), &decoded.signature)
+            .is_err()
+        {
             continue;
         }
         let payload = &decoded.payload;
@@ -105,7 +111,11 @@ pub fn verify_assertion(
             continue;
         }
         check_claims(payload, room, remote_fp, now, opts)?;
-        return Ok(VerifiedAssertion { key_id: key.thumbprint(), key_index: index, payload: payload.clone() });
+        return Ok(VerifiedAssertion {
+            key_id: key.thumbprint(),
+            key_index: index,
+            payload: payload.clone(),
+        });
     }
     Err(AssertionError::NoMatchingKey)
 }
@@ -123,11 +133,17 @@ fn check_claims(
     if payload.get("room").and_then(Value::as_str) != Some(room) {
         return Err(AssertionError::WrongRoom);
     }
-    let fp = payload.get("fp").and_then(Value::as_str).ok_or(AssertionError::NotCertBound)?;
+    let fp = payload
+        .get("fp")
+        .and_then(Value::as_str)
+        .ok_or(AssertionError::NotCertBound)?;
     if canonical_fingerprint(fp) != canonical_fingerprint(remote_fp) {
         return Err(AssertionError::NotCertBound);
     }
-    let iat = payload.get("iat").and_then(Value::as_f64).ok_or(AssertionError::NoIat)?;
+    let iat = payload
+        .get("iat")
+        .and_then(Value::as_f64)
+        .ok_or(AssertionError::NoIat)?;
     let now = now as f64;
     if iat - now > opts.leeway_sec as f64 {
         return Err(AssertionError::FromTheFuture);
@@ -157,7 +173,13 @@ mod tests {
     const FP: &str = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
     const NOW: u64 = 1_700_000_000;
 
-    fn verify(token: &str, keys: &[&AgentKey], room: &str, fp: &str, now: u64) -> Result<VerifiedAssertion, AssertionError> {
+    fn verify(
+        token: &str,
+        keys: &[&AgentKey],
+        room: &str,
+        fp: &str,
+        now: u64,
+    ) -> Result<VerifiedAssertion, AssertionError> {
         let jwks: Vec<Value> = keys.iter().map(|k| k.public().to_jwk()).collect();
         verify_assertion(token, &jwks, room, fp, now, AssertionOptions::default())
     }
@@ -170,28 +192,58 @@ mod tests {
         assert_eq!(ok.key_id, key.thumbprint());
         assert_eq!(ok.key_index, 0);
         assert_eq!(
-            verify(&token, &[&key], ROOM, "99:99:99:99:99:99:99:99:99:99:99:99:99:99:99:99", NOW),
+            verify(
+                &token,
+                &[&key],
+                ROOM,
+                "99:99:99:99:99:99:99:99:99:99:99:99:99:99:99:99",
+                NOW
+            ),
             Err(AssertionError::NotCertBound)
         );
         let padded = sign_assertion(&key, ROOM, "  ab:cd:ef  ", NOW);
         assert!(verify(&padded, &[&key], ROOM, "AB:CD:EF", NOW).is_ok());
-        assert_eq!(verify(&token, &[&key], "kbz-v1-other", FP, NOW), Err(AssertionError::WrongRoom));
+        assert_eq!(
+            verify(&token, &[&key], "kbz-v1-other", FP, NOW),
+            Err(AssertionError::WrongRoom)
+        );
         let stranger = AgentKey::generate();
-        assert_eq!(verify(&token, &[&stranger], ROOM, FP, NOW), Err(AssertionError::NoMatchingKey));
+        assert_eq!(
+            verify(&token, &[&stranger], ROOM, FP, NOW),
+            Err(AssertionError::NoMatchingKey)
+        );
         let third = AgentKey::generate();
         let second = verify(&token, &[&stranger, &key, &third], ROOM, FP, NOW).unwrap();
         assert_eq!(second.key_index, 1);
         let old = sign_assertion(&key, ROOM, FP, NOW - 10_000);
-        assert_eq!(verify(&old, &[&key], ROOM, FP, NOW), Err(AssertionError::Stale));
+        assert_eq!(
+            verify(&old, &[&key], ROOM, FP, NOW),
+            Err(AssertionError::Stale)
+        );
         let future = sign_assertion(&key, ROOM, FP, NOW + 10_000);
-        assert_eq!(verify(&future, &[&key], ROOM, FP, NOW), Err(AssertionError::FromTheFuture));
+        assert_eq!(
+            verify(&future, &[&key], ROOM, FP, NOW),
+            Err(AssertionError::FromTheFuture)
+        );
         let mut tampered = token.clone();
         tampered.truncate(token.len() - 2);
         tampered.push_str(if token.ends_with("AA") { "BB" } else { "AA" });
-        assert_eq!(verify(&tampered, &[&key], ROOM, FP, NOW), Err(AssertionError::NoMatchingKey));
-        assert_eq!(verify(&token, &[], ROOM, FP, NOW), Err(AssertionError::NoAllowedKeys));
-        assert_eq!(verify("", &[&key], ROOM, FP, NOW), Err(AssertionError::Missing));
-        assert_eq!(verify(&token, &[&key], ROOM, "", NOW), Err(AssertionError::Missing));
+        assert_eq!(
+            verify(&tampered, &[&key], ROOM, FP, NOW),
+            Err(AssertionError::NoMatchingKey)
+        );
+        assert_eq!(
+            verify(&token, &[], ROOM, FP, NOW),
+            Err(AssertionError::NoAllowedKeys)
+        );
+        assert_eq!(
+            verify("", &[&key], ROOM, FP, NOW),
+            Err(AssertionError::Missing)
+        );
+        assert_eq!(
+            verify(&token, &[&key], ROOM, "", NOW),
+            Err(AssertionError::Missing)
+        );
     }
 
     #[test]
@@ -199,24 +251,52 @@ mod tests {
         let key = AgentKey::generate();
         let other = AgentKey::generate();
         let kinds = [
-            (json!({"k":"other","room":ROOM,"fp":FP,"iat":NOW}), AssertionError::WrongKind),
-            (json!({"room":ROOM,"fp":FP,"iat":NOW}), AssertionError::WrongKind),
-            (json!({"k":ASSERTION_KIND,"room":"x","fp":"zz","iat":"n"}), AssertionError::WrongRoom),
-            (json!({"k":ASSERTION_KIND,"room":ROOM,"fp":5,"iat":NOW}), AssertionError::NotCertBound),
-            (json!({"k":ASSERTION_KIND,"room":ROOM,"fp":FP,"iat":"1700000000"}), AssertionError::NoIat),
-            (json!({"k":ASSERTION_KIND,"room":ROOM,"fp":FP}), AssertionError::NoIat),
+            (
+                json!({"k":"other","room":ROOM,"fp":FP,"iat":NOW}),
+                AssertionError::WrongKind,
+            ),
+            (
+                json!({"room":ROOM,"fp":FP,"iat":NOW}),
+                AssertionError::WrongKind,
+            ),
+            (
+                json!({"k":ASSERTION_KIND,"room":"x","fp":"zz","iat":"n"}),
+                AssertionError::WrongRoom,
+            ),
+            (
+                json!({"k":ASSERTION_KIND,"room":ROOM,"fp":5,"iat":NOW}),
+                AssertionError::NotCertBound,
+            ),
+            (
+                json!({"k":ASSERTION_KIND,"room":ROOM,"fp":FP,"iat":"1700000000"}),
+                AssertionError::NoIat,
+            ),
+            (
+                json!({"k":ASSERTION_KIND,"room":ROOM,"fp":FP}),
+                AssertionError::NoIat,
+            ),
             (json!([1, 2]), AssertionError::WrongKind),
         ];
         for (payload, want) in kinds {
             let token = sign_token(&key, &payload);
             // The matching key is second; the claim failure must not fall through to "no matching".
-            assert_eq!(verify(&token, &[&other, &key, &other], ROOM, FP, NOW), Err(want), "{payload}");
+            assert_eq!(
+                verify(&token, &[&other, &key, &other], ROOM, FP, NOW),
+                Err(want),
+                "{payload}"
+            );
         }
         // A falsy payload is treated like a signature mismatch.
         let token = sign_token(&key, &Value::Null);
-        assert_eq!(verify(&token, &[&key], ROOM, FP, NOW), Err(AssertionError::NoMatchingKey));
+        assert_eq!(
+            verify(&token, &[&key], ROOM, FP, NOW),
+            Err(AssertionError::NoMatchingKey)
+        );
         // Fractional iat is a number.
-        let token = sign_token(&key, &json!({"k":ASSERTION_KIND,"room":ROOM,"fp":FP,"iat":1_700_000_000.5}));
+        let token = sign_token(
+            &key,
+            &json!({"k":ASSERTION_KIND,"room":ROOM,"fp":FP,"iat":1_700_000_000.5}),
+        );
         assert!(verify(&token, &[&key], ROOM, FP, NOW).is_ok());
     }
 
@@ -225,9 +305,15 @@ mod tests {
         let key = AgentKey::generate();
         let token = sign_assertion(&key, ROOM, FP, NOW);
         assert!(verify(&token, &[&key], ROOM, FP, NOW + 300).is_ok());
-        assert_eq!(verify(&token, &[&key], ROOM, FP, NOW + 301), Err(AssertionError::Stale));
+        assert_eq!(
+            verify(&token, &[&key], ROOM, FP, NOW + 301),
+            Err(AssertionError::Stale)
+        );
         assert!(verify(&token, &[&key], ROOM, FP, NOW - 60).is_ok());
-        assert_eq!(verify(&token, &[&key], ROOM, FP, NOW - 61), Err(AssertionError::FromTheFuture));
+        assert_eq!(
+            verify(&token, &[&key], ROOM, FP, NOW - 61),
+            Err(AssertionError::FromTheFuture)
+        );
     }
 
     #[test]
@@ -237,10 +323,18 @@ mod tests {
         let mut ext_false = key.public().to_jwk();
         ext_false["ext"] = Value::Bool(false);
         let keys = vec![json!("junk"), ext_false.clone(), key.public().to_jwk()];
-        let ok = verify_assertion(&token, &keys, ROOM, FP, NOW, AssertionOptions::default()).unwrap();
+        let ok =
+            verify_assertion(&token, &keys, ROOM, FP, NOW, AssertionOptions::default()).unwrap();
         assert_eq!(ok.key_index, 2);
         assert_eq!(
-            verify_assertion(&token, &[ext_false], ROOM, FP, NOW, AssertionOptions::default()),
+            verify_assertion(
+                &token,
+                &[ext_false],
+                ROOM,
+                FP,
+                NOW,
+                AssertionOptions::default()
+            ),
             Err(AssertionError::NoMatchingKey)
         );
     }
@@ -250,7 +344,10 @@ mod tests {
         let all = [
             (AssertionError::Stale, "stale assertion"),
             (AssertionError::FromTheFuture, "assertion from the future"),
-            (AssertionError::NotCertBound, "not cert-bound to this connection"),
+            (
+                AssertionError::NotCertBound,
+                "not cert-bound to this connection",
+            ),
             (AssertionError::WrongRoom, "wrong room"),
             (AssertionError::NoMatchingKey, "no matching allowed key"),
             (AssertionError::NoAllowedKeys, "no allowed keys"),

@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One Kibitz capability. The serialised names are exactly Kibitz's (`see-screen`, `send-chat`, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum Capability {
     /// `see-screen`: receive the screen-share lane (video and its audio).
     #[serde(rename = "see-screen")]
@@ -162,7 +164,10 @@ mod tests {
     fn names_round_trip_and_kinds() {
         for c in ALL_CAPABILITIES {
             assert_eq!(Capability::from_name(c.as_str()), Some(c));
-            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.as_str()));
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
         }
         assert!(ALL_PERCEIVE.iter().all(|c| c.is_perceive()));
         assert!(ALL_ACT.iter().all(|c| c.is_act()));
@@ -171,7 +176,15 @@ mod tests {
         let names: Vec<&str> = ALL_PERCEIVE.iter().map(|c| c.as_str()).collect();
         assert_eq!(
             names,
-            ["see-screen", "hear-audio", "read-chat", "read-roster", "receive-directed", "read-media", "read-files"]
+            [
+                "see-screen",
+                "hear-audio",
+                "read-chat",
+                "read-roster",
+                "receive-directed",
+                "read-media",
+                "read-files"
+            ]
         );
     }
 }

@@ -35,7 +35,11 @@ pub struct ManifestRef {
 impl ManifestRef {
     /// The reference for a signed manifest token.
     pub fn new(kid: &str, token: &str) -> Self {
-        ManifestRef { v: 1, kid: kid.to_owned(), sha256: manifest_digest(token) }
+        ManifestRef {
+            v: 1,
+            kid: kid.to_owned(),
+            sha256: manifest_digest(token),
+        }
     }
 
     /// True when `token` hashes to this reference.
@@ -122,7 +126,9 @@ impl ManifestEnvelope {
     pub fn to_value(&self) -> Value {
         match self {
             ManifestEnvelope::Request => json!({ "__kib_agent": MANIFEST_REQUEST_KIND }),
-            ManifestEnvelope::Response(token) => json!({ "__kib_agent": MANIFEST_RESPONSE_KIND, "token": token }),
+            ManifestEnvelope::Response(token) => {
+                json!({ "__kib_agent": MANIFEST_RESPONSE_KIND, "token": token })
+            }
         }
     }
 
@@ -130,7 +136,10 @@ impl ManifestEnvelope {
     pub fn from_value(data: &Value) -> Option<ManifestEnvelope> {
         match data.get(ENVELOPE_KEY)?.as_str()? {
             MANIFEST_REQUEST_KIND => Some(ManifestEnvelope::Request),
-            MANIFEST_RESPONSE_KIND => data.get("token")?.as_str().map(|t| ManifestEnvelope::Response(t.to_owned())),
+            MANIFEST_RESPONSE_KIND => data
+                .get("token")?
+                .as_str()
+                .map(|t| ManifestEnvelope::Response(t.to_owned())),
             _ => None,
         }
     }

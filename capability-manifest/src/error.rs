@@ -168,7 +168,9 @@ pub enum ManifestError {
         name: String,
     },
     /// A lane has no `destination`.
-    #[error("lane {lane} ({capability}): no destination (every lane must say where its data goes)")]
+    #[error(
+        "lane {lane} ({capability}): no destination (every lane must say where its data goes)"
+    )]
     LaneWithoutDestination {
         /// Index of the lane.
         lane: usize,

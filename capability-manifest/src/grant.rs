@@ -45,13 +45,21 @@ pub struct GrantSummary {
 impl Grant {
     /// `fullGrant()`: everything (the human default).
     pub fn full() -> Grant {
-        Grant { perceive: ALL_PERCEIVE.to_vec(), act: ALL_ACT.to_vec(), ..Grant::default() }
+        Grant {
+            perceive: ALL_PERCEIVE.to_vec(),
+            act: ALL_ACT.to_vec(),
+            ..Grant::default()
+        }
     }
 
     /// `defaultGrant('agent')`: perceive `read-chat`, `read-roster`, `receive-directed`; act nothing.
     pub fn agent_default() -> Grant {
         Grant {
-            perceive: vec![Capability::ReadChat, Capability::ReadRoster, Capability::ReceiveDirected],
+            perceive: vec![
+                Capability::ReadChat,
+                Capability::ReadRoster,
+                Capability::ReceiveDirected,
+            ],
             ..Grant::default()
         }
     }
@@ -101,7 +109,13 @@ impl Grant {
             .get("expiresAt")
             .and_then(Value::as_f64)
             .filter(|n| *n > 0.0)
-            .map(|n| if n >= u64::MAX as f64 { u64::MAX } else { n.ceil() as u64 });
+            .map(|n| {
+                if n >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    n.ceil() as u64
+                }
+            });
         Grant {
             perceive: list("perceive", true),
             act: list("act", false),
@@ -228,7 +242,10 @@ mod tests {
             serde_json::to_string(&Grant::agent_default()).unwrap(),
             r#"{"perceive":["read-chat","read-roster","receive-directed"],"act":[]}"#
         );
-        assert_eq!(serde_json::to_string(&Grant::empty()).unwrap(), r#"{"perceive":[],"act":[]}"#);
+        assert_eq!(
+            serde_json::to_string(&Grant::empty()).unwrap(),
+            r#"{"perceive":[],"act":[]}"#
+        );
     }
 
     #[test]
@@ -241,14 +258,32 @@ mod tests {
                 json!({"perceive":["read-chat","bogus","read-chat","send-chat",7,"hear-audio"],"act":["act","read-chat","act","speak"]}),
                 r#"{"perceive":["read-chat","hear-audio"],"act":["act","speak"]}"#,
             ),
-            (json!({"perceive":"read-chat","act":{"a":1}}), r#"{"perceive":[],"act":[]}"#),
-            (json!({"act":["send-chat"]}), r#"{"perceive":[],"act":["send-chat"]}"#),
+            (
+                json!({"perceive":"read-chat","act":{"a":1}}),
+                r#"{"perceive":[],"act":[]}"#,
+            ),
+            (
+                json!({"act":["send-chat"]}),
+                r#"{"perceive":[],"act":["send-chat"]}"#,
+            ),
             (json!({"backend":""}), r#"{"perceive":[],"act":[]}"#),
             (json!({"backend":5}), r#"{"perceive":[],"act":[]}"#),
-            (json!({"backend":"Claude"}), r#"{"perceive":[],"act":[],"backend":"Claude"}"#),
-            (json!({"egress":1}), r#"{"perceive":[],"act":[],"egress":true}"#),
-            (json!({"egress":"yes"}), r#"{"perceive":[],"act":[],"egress":true}"#),
-            (json!({"egress":[]}), r#"{"perceive":[],"act":[],"egress":true}"#),
+            (
+                json!({"backend":"Claude"}),
+                r#"{"perceive":[],"act":[],"backend":"Claude"}"#,
+            ),
+            (
+                json!({"egress":1}),
+                r#"{"perceive":[],"act":[],"egress":true}"#,
+            ),
+            (
+                json!({"egress":"yes"}),
+                r#"{"perceive":[],"act":[],"egress":true}"#,
+            ),
+            (
+                json!({"egress":[]}),
+                r#"{"perceive":[],"act":[],"egress":true}"#,
+            ),
             (json!({"egress":0}), r#"{"perceive":[],"act":[]}"#),
             (json!({"egress":""}), r#"{"perceive":[],"act":[]}"#),
             (json!({"egress":false}), r#"{"perceive":[],"act":[]}"#),
@@ -256,8 +291,14 @@ mod tests {
             (json!({"expiresAt":-5}), r#"{"perceive":[],"act":[]}"#),
             (json!({"expiresAt":0}), r#"{"perceive":[],"act":[]}"#),
             (json!({"expiresAt":"9"}), r#"{"perceive":[],"act":[]}"#),
-            (json!({"expiresAt":1700003600}), r#"{"perceive":[],"act":[],"expiresAt":1700003600}"#),
-            (json!({"expiresAt":10.5}), r#"{"perceive":[],"act":[],"expiresAt":11}"#),
+            (
+                json!({"expiresAt":1700003600}),
+                r#"{"perceive":[],"act":[],"expiresAt":1700003600}"#,
+            ),
+            (
+                json!({"expiresAt":10.5}),
+                r#"{"perceive":[],"act":[],"expiresAt":11}"#,
+            ),
             (
                 json!({"expiresAt":5,"egress":true,"backend":"b","act":[],"perceive":[]}),
                 r#"{"perceive":[],"act":[],"backend":"b","egress":true,"expiresAt":5}"#,
@@ -275,24 +316,53 @@ mod tests {
     #[test]
     fn backend_is_cut_to_80_utf16_units() {
         let long = "x".repeat(100);
-        assert_eq!(Grant::sanitize(&json!({ "backend": long })).backend.unwrap().len(), 80);
+        assert_eq!(
+            Grant::sanitize(&json!({ "backend": long }))
+                .backend
+                .unwrap()
+                .len(),
+            80
+        );
         // 79 ASCII + an astral char (2 UTF-16 units) straddling the cut: the pair is dropped.
         let s = format!("{}😀z", "a".repeat(79));
-        assert_eq!(Grant::sanitize(&json!({ "backend": s })).backend.unwrap(), "a".repeat(79));
+        assert_eq!(
+            Grant::sanitize(&json!({ "backend": s })).backend.unwrap(),
+            "a".repeat(79)
+        );
         let s = format!("{}😀", "a".repeat(78));
-        assert_eq!(Grant::sanitize(&json!({ "backend": s })).backend.unwrap().chars().count(), 79);
+        assert_eq!(
+            Grant::sanitize(&json!({ "backend": s }))
+                .backend
+                .unwrap()
+                .chars()
+                .count(),
+            79
+        );
         let s = "é".repeat(90);
-        assert_eq!(Grant::sanitize(&json!({ "backend": s })).backend.unwrap().chars().count(), 80);
+        assert_eq!(
+            Grant::sanitize(&json!({ "backend": s }))
+                .backend
+                .unwrap()
+                .chars()
+                .count(),
+            80
+        );
     }
 
     #[test]
     fn expiry_table() {
-        let g = Grant { expires_at: Some(1000), ..Grant::full() };
+        let g = Grant {
+            expires_at: Some(1000),
+            ..Grant::full()
+        };
         for (now, expired) in [(0, false), (999, false), (1000, true), (5000, true)] {
             assert_eq!(g.is_expired(now), expired, "now {now}");
             assert_eq!(g.effective(now) == Grant::empty(), expired);
         }
-        let never = Grant { expires_at: Some(0), ..Grant::full() };
+        let never = Grant {
+            expires_at: Some(0),
+            ..Grant::full()
+        };
         assert!(!never.is_expired(u64::MAX));
         assert!(!Grant::full().is_expired(u64::MAX));
     }
@@ -316,7 +386,12 @@ mod tests {
             egress: true,
             expires_at: Some(500),
         };
-        let allowed = Grant { perceive: vec![ReadChat, HearAudio], act: vec![Speak], expires_at: Some(300), ..Grant::default() };
+        let allowed = Grant {
+            perceive: vec![ReadChat, HearAudio],
+            act: vec![Speak],
+            expires_at: Some(300),
+            ..Grant::default()
+        };
         let got = Grant::intersect(&request, &allowed);
         assert_eq!(got.perceive, vec![HearAudio, ReadChat]);
         assert_eq!(got.act, vec![Speak]);
@@ -325,14 +400,28 @@ mod tests {
         assert_eq!(got.expires_at, Some(300));
 
         // Disclosure comes only from the request; expiry from whichever side sets one.
-        let allowed2 = Grant { backend: Some("x".into()), egress: true, ..Grant::full() };
-        let req2 = Grant { perceive: vec![ReadChat], expires_at: Some(900), ..Grant::default() };
+        let allowed2 = Grant {
+            backend: Some("x".into()),
+            egress: true,
+            ..Grant::full()
+        };
+        let req2 = Grant {
+            perceive: vec![ReadChat],
+            expires_at: Some(900),
+            ..Grant::default()
+        };
         let got2 = Grant::intersect(&req2, &allowed2);
         assert_eq!(got2.backend, None);
         assert!(!got2.egress);
         assert_eq!(got2.expires_at, Some(900));
-        assert_eq!(Grant::intersect(&Grant::full(), &Grant::empty()), Grant::empty());
-        assert_eq!(Grant::intersect(&Grant::agent_default(), &Grant::full()), Grant::agent_default());
+        assert_eq!(
+            Grant::intersect(&Grant::full(), &Grant::empty()),
+            Grant::empty()
+        );
+        assert_eq!(
+            Grant::intersect(&Grant::agent_default(), &Grant::full()),
+            Grant::agent_default()
+        );
     }
 
     #[test]

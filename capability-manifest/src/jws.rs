@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::b64;
 use crate::error::{ManifestError, SignedManifestError};
-use crate::keys::{AgentKey, AgentPublicKey};
+use crate::keys::{AgentKey, AgentPublicKey, SIGNATURE_LEN};
 use crate::manifest::{AgentManifest, ValidateOptions, MAX_MANIFEST_BYTES};
 
 /// The JWS `typ` of a signed agent manifest.
@@ -72,7 +72,11 @@ pub fn sign_manifest(
         "kid": kid,
         "jwk": key.public().to_jwk(),
     });
-    let input = format!("{}.{}", b64::encode(header.to_string()), b64::encode(manifest.to_json()));
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_string()),
+        b64::encode(manifest.to_json())
+    );
     let sig = key.sign_raw(input.as_bytes());
     Ok(SignedManifest {
         token: format!("{input}.{}", b64::encode(sig)),
@@ -94,7 +98,9 @@ pub fn verify_signed_manifest(
         return Err(malformed("too long"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(malformed("expected three dot-separated parts"));
     };
     if h.is_empty() || p.is_empty() || s.is_empty() {
@@ -103,7 +109,9 @@ pub fn verify_signed_manifest(
     let header_bytes = b64::decode(h).ok_or_else(|| malformed("header is not base64url"))?;
     let header: Value = serde_json::from_slice(&header_bytes)
         .map_err(|_| SignedManifestError::BadHeader("not JSON".into()))?;
-    let header = header.as_object().ok_or_else(|| SignedManifestError::BadHeader("not an object".into()))?;
+    let header = header
+        .as_object()
+        .ok_or_else(|| SignedManifestError::BadHeader("not an object".into()))?;
     match header.get("alg").and_then(Value::as_str) {
         Some("ES256") => {}
         Some(other) => return Err(SignedManifestError::UnsupportedAlg(other.to_owned())),
@@ -111,13 +119,19 @@ pub fn verify_signed_manifest(
     }
     if let Some(typ) = header.get("typ") {
         if typ.as_str() != Some(MANIFEST_JWS_TYP) {
-            return Err(SignedManifestError::BadHeader(format!("typ must be {MANIFEST_JWS_TYP}")));
+            return Err(SignedManifestError::BadHeader(format!(
+                "typ must be {MANIFEST_JWS_TYP}"
+            )));
         }
     }
     if header.contains_key("crit") {
-        return Err(SignedManifestError::BadHeader("crit is not supported".into()));
+        return Err(SignedManifestError::BadHeader(
+            "crit is not supported".into(),
+        ));
     }
-    let jwk = header.get("jwk").ok_or_else(|| SignedManifestError::BadHeader("missing jwk".into()))?;
+    let jwk = header
+        .get("jwk")
+        .ok_or_else(|| SignedManifestError::BadHeader("missing jwk".into()))?;
     let key = AgentPublicKey::from_jwk(jwk).map_err(SignedManifestError::MalformedKey)?;
     let thumbprint = key.thumbprint();
     let kid = header
@@ -125,28 +139,55 @@ pub fn verify_signed_manifest(
         .and_then(Value::as_str)
         .ok_or_else(|| SignedManifestError::BadHeader("missing kid".into()))?;
     if kid != thumbprint {
-        return Err(SignedManifestError::KidMismatch { kid: kid.to_owned(), thumbprint });
+        return Err(SignedManifestError::KidMismatch {
+            kid: kid.to_owned(),
+            thumbprint,
+        });
     }
     let sig = b64::decode(s).ok_or_else(|| malformed("signature is not base64url"))?;
+    if sig.len() != SIGNATURE_LEN {
+        return Err(malformed(&format!(
+            "signature must be 64 raw bytes (r||s), got {}",
+            sig.len()
+        )));
+    }
     let input_len = h.len() + 1 + p.len();
-    key.verify_raw(&token.as_bytes()[..input_len], &sig).map_err(|_| SignedManifestError::BadSignature)?;
+    key.verify_raw(&token.as_bytes()[..input_len], &sig)
+        .map_err(|_| SignedManifestError::BadSignature)?;
     if let Some(expected) = &opts.expected_key {
         if *expected != thumbprint {
-            return Err(SignedManifestError::WrongKey { expected: expected.clone(), found: thumbprint });
+            return Err(SignedManifestError::WrongKey {
+                expected: expected.clone(),
+                found: thumbprint,
+            });
         }
     }
     let payload = b64::decode(p).ok_or_else(|| malformed("payload is not base64url"))?;
-    let text = String::from_utf8(payload)
-        .map_err(|_| SignedManifestError::Invalid(ManifestError::Schema("payload is not UTF-8".into())))?;
+    let text = String::from_utf8(payload).map_err(|_| {
+        SignedManifestError::Invalid(ManifestError::Schema("payload is not UTF-8".into()))
+    })?;
     let manifest = AgentManifest::from_json(&text).map_err(SignedManifestError::Invalid)?;
-    manifest.validate(opts.validate).map_err(SignedManifestError::Invalid)?;
+    manifest
+        .validate(opts.validate)
+        .map_err(SignedManifestError::Invalid)?;
     if let Some(expires_at) = manifest.expires_at {
         if opts.now >= expires_at {
-            return Err(SignedManifestError::Expired { expires_at, now: opts.now });
+            return Err(SignedManifestError::Expired {
+                expires_at,
+                now: opts.now,
+            });
         }
     }
     if manifest.issued_at > opts.now.saturating_add(opts.leeway_sec) {
-        return Err(SignedManifestError::NotYetValid { issued_at: manifest.issued_at, now: opts.now });
+        return Err(SignedManifestError::NotYetValid {
+            issued_at: manifest.issued_at,
+            now: opts.now,
+        });
     }
-    Ok(SignedManifest { token: token.to_owned(), manifest, key_thumbprint: thumbprint, key })
+    Ok(SignedManifest {
+        token: token.to_owned(),
+        manifest,
+        key_thumbprint: thumbprint,
+        key,
+    })
 }

@@ -122,7 +122,9 @@ impl AgentKey {
 
 impl fmt::Debug for AgentKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AgentKey").field("thumbprint", &self.thumbprint()).finish_non_exhaustive()
+        f.debug_struct("AgentKey")
+            .field("thumbprint", &self.thumbprint())
+            .finish_non_exhaustive()
     }
 }
 
@@ -195,13 +197,17 @@ impl AgentPublicKey {
             return Err(TokenError::BadSignatureLength(sig.len()));
         }
         let sig = Signature::from_slice(sig).map_err(|_| TokenError::BadSignature)?;
-        self.verifying.verify(msg, &sig).map_err(|_| TokenError::BadSignature)
+        self.verifying
+            .verify(msg, &sig)
+            .map_err(|_| TokenError::BadSignature)
     }
 }
 
 impl fmt::Debug for AgentPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AgentPublicKey").field("thumbprint", &self.thumbprint()).finish()
+        f.debug_struct("AgentPublicKey")
+            .field("thumbprint", &self.thumbprint())
+            .finish()
     }
 }
 
@@ -222,7 +228,9 @@ fn check_common(obj: &Map<String, Value>, op: &'static str) -> Result<(), KeyErr
         }
     }
     if let Some(ops) = obj.get("key_ops") {
-        let allowed = ops.as_array().is_some_and(|ops| ops.iter().any(|o| o.as_str() == Some(op)));
+        let allowed = ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|o| o.as_str() == Some(op)));
         if !allowed {
             return Err(KeyError::KeyOpsForbid(op));
         }
@@ -245,7 +253,10 @@ fn value_text(v: &Value) -> String {
 }
 
 fn member_32(v: &Value, name: &'static str) -> Result<[u8; 32], KeyError> {
-    let bytes = v.as_str().and_then(b64::decode).ok_or(KeyError::BadMember(name))?;
+    let bytes = v
+        .as_str()
+        .and_then(b64::decode)
+        .ok_or(KeyError::BadMember(name))?;
     bytes.try_into().map_err(|_| KeyError::BadMember(name))
 }
 
@@ -272,7 +283,10 @@ mod tests {
         let key = AgentKey::from_jwk_str(PRIV).unwrap();
         assert_eq!(key.to_jwk_string(), PRIV);
         assert_eq!(key.public().to_jwk_string(), PUB);
-        assert_eq!(key.thumbprint(), "lEJNqsIcuJs3bYSSq2kNrVLMp_dg5ntohiqtMri3iRU");
+        assert_eq!(
+            key.thumbprint(),
+            "lEJNqsIcuJs3bYSSq2kNrVLMp_dg5ntohiqtMri3iRU"
+        );
         let public = AgentPublicKey::from_jwk_str(PUB).unwrap();
         assert_eq!(&public, key.public());
     }
@@ -285,7 +299,10 @@ mod tests {
         assert_eq!(key.thumbprint().len(), 43);
         let sig = key.sign_raw(b"hello");
         assert!(again.public().verify_raw(b"hello", &sig).is_ok());
-        assert_eq!(again.public().verify_raw(b"hellp", &sig), Err(TokenError::BadSignature));
+        assert_eq!(
+            again.public().verify_raw(b"hellp", &sig),
+            Err(TokenError::BadSignature)
+        );
         assert!(!format!("{key:?}").contains(&key.to_jwk()["d"].as_str().unwrap().to_string()));
     }
 
@@ -299,33 +316,69 @@ mod tests {
         };
         let bare = serde_json::json!({"kty":"EC","crv":"P-256","x":base["x"],"y":base["y"]});
         assert!(AgentPublicKey::from_jwk(&bare).is_ok());
-        assert_eq!(with("ext", Value::Bool(false)), Err(KeyError::NotExtractable));
-        assert_eq!(with("key_ops", serde_json::json!(["sign"])), Err(KeyError::KeyOpsForbid("verify")));
+        assert_eq!(
+            with("ext", Value::Bool(false)),
+            Err(KeyError::NotExtractable)
+        );
+        assert_eq!(
+            with("key_ops", serde_json::json!(["sign"])),
+            Err(KeyError::KeyOpsForbid("verify"))
+        );
         assert!(with("alg", serde_json::json!("ES256")).is_ok());
-        assert_eq!(with("alg", serde_json::json!("ES384")), Err(KeyError::WrongAlg("ES384".into())));
-        assert_eq!(with("use", serde_json::json!("enc")), Err(KeyError::WrongUse("enc".into())));
+        assert_eq!(
+            with("alg", serde_json::json!("ES384")),
+            Err(KeyError::WrongAlg("ES384".into()))
+        );
+        assert_eq!(
+            with("use", serde_json::json!("enc")),
+            Err(KeyError::WrongUse("enc".into()))
+        );
         assert!(with("use", serde_json::json!("sig")).is_ok());
-        assert_eq!(with("crv", serde_json::json!("P-384")), Err(KeyError::WrongCurve));
-        assert_eq!(with("kty", serde_json::json!("RSA")), Err(KeyError::WrongKeyType));
-        assert_eq!(with("x", serde_json::json!("AAAA")), Err(KeyError::BadMember("x")));
-        assert_eq!(with("y", serde_json::json!(7)), Err(KeyError::BadMember("y")));
+        assert_eq!(
+            with("crv", serde_json::json!("P-384")),
+            Err(KeyError::WrongCurve)
+        );
+        assert_eq!(
+            with("kty", serde_json::json!("RSA")),
+            Err(KeyError::WrongKeyType)
+        );
+        assert_eq!(
+            with("x", serde_json::json!("AAAA")),
+            Err(KeyError::BadMember("x"))
+        );
+        assert_eq!(
+            with("y", serde_json::json!(7)),
+            Err(KeyError::BadMember("y"))
+        );
         let zero = b64::encode([0u8; 32]);
-        assert_eq!(with("y", serde_json::json!(zero)), Err(KeyError::NotOnCurve));
+        assert_eq!(
+            with("y", serde_json::json!(zero)),
+            Err(KeyError::NotOnCurve)
+        );
         assert_eq!(
             AgentPublicKey::from_jwk_str(PRIV),
             Err(KeyError::UnexpectedPrivate),
             "a private JWK cannot be imported for verify"
         );
         assert_eq!(AgentPublicKey::from_jwk_str("nope"), Err(KeyError::NotJson));
-        assert_eq!(AgentPublicKey::from_jwk_str("[1]"), Err(KeyError::NotObject));
+        assert_eq!(
+            AgentPublicKey::from_jwk_str("[1]"),
+            Err(KeyError::NotObject)
+        );
     }
 
     #[test]
     fn private_import_rules() {
-        assert_eq!(AgentKey::from_jwk_str(PUB).unwrap_err(), KeyError::KeyOpsForbid("sign"));
+        assert_eq!(
+            AgentKey::from_jwk_str(PUB).unwrap_err(),
+            KeyError::KeyOpsForbid("sign")
+        );
         let mut v: Value = serde_json::from_str(PRIV).unwrap();
         v["d"] = Value::String(b64::encode([7u8; 32]));
-        assert_eq!(AgentKey::from_jwk(&v).unwrap_err(), KeyError::BadPrivateScalar);
+        assert_eq!(
+            AgentKey::from_jwk(&v).unwrap_err(),
+            KeyError::BadPrivateScalar
+        );
         v.as_object_mut().unwrap().remove("d");
         v["key_ops"] = serde_json::json!(["sign"]);
         assert_eq!(AgentKey::from_jwk(&v).unwrap_err(), KeyError::NotPrivate);
@@ -334,7 +387,10 @@ mod tests {
     #[test]
     fn thumbprint_input_is_rfc7638() {
         assert_eq!(
-            jwk_thumbprint("hPldv-QK7PvWttrUQHFZgStrWer6e-rsjWBWN3tZ7tM", "BMCsBjfGj3jIt84dtEM8487nLATrmudulBUPEPprpwE"),
+            jwk_thumbprint(
+                "hPldv-QK7PvWttrUQHFZgStrWer6e-rsjWBWN3tZ7tM",
+                "BMCsBjfGj3jIt84dtEM8487nLATrmudulBUPEPprpwE"
+            ),
             "lEJNqsIcuJs3bYSSq2kNrVLMp_dg5ntohiqtMri3iRU"
         );
     }

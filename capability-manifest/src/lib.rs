@@ -45,6 +45,8 @@
 //!
 //! Every check that involves time takes `now` as epoch seconds from the caller.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod assertion;
 mod b64;
 pub mod capability;
@@ -60,23 +62,25 @@ pub mod room_manifest;
 pub mod token;
 
 pub use assertion::{
-    sign_assertion, verify_assertion, AssertionOptions, VerifiedAssertion, ASSERTION_KIND, DEFAULT_LEEWAY_SEC,
-    DEFAULT_MAX_AGE_SEC, MAX_ASSERTION_CHARS, RESIGN_INTERVAL_SEC,
+    sign_assertion, verify_assertion, AssertionOptions, VerifiedAssertion, ASSERTION_KIND,
+    DEFAULT_LEEWAY_SEC, DEFAULT_MAX_AGE_SEC, MAX_ASSERTION_CHARS, RESIGN_INTERVAL_SEC,
 };
 pub use capability::{Capability, CapabilityKind, ALL_ACT, ALL_CAPABILITIES, ALL_PERCEIVE};
 pub use disclosure::{manifest_digest, Disclosure, ManifestEnvelope, ManifestRef};
 pub use error::{
-    AssertionError, KeyError, LinkError, ManifestError, ReplayError, RoomManifestError, SignedManifestError,
-    TokenError,
+    AssertionError, KeyError, LinkError, ManifestError, ReplayError, RoomManifestError,
+    SignedManifestError, TokenError,
 };
 pub use grant::{Grant, GrantSummary};
-pub use jws::{sign_manifest, verify_signed_manifest, SignedManifest, VerifyManifestOptions, MANIFEST_JWS_TYP};
+pub use jws::{
+    sign_manifest, verify_signed_manifest, SignedManifest, VerifyManifestOptions, MANIFEST_JWS_TYP,
+};
 pub use keys::{jwk_thumbprint, AgentKey, AgentPublicKey};
 pub use manifest::{AgentInfo, AgentManifest, Destination, Lane, ValidateOptions, MANIFEST_KIND};
 pub use normalize::{authority_peer_id, canonical_fingerprint, fingerprint_of_der, normalize_room};
 pub use replay::AssertionReplayGuard;
 pub use room_manifest::{
-    admit_agent, agent_entry_for, build_room_link, sign_room_manifest, verify_room_manifest, AgentAdmission,
-    AgentEntry, GateMode, RoomLink, RoomManifest,
+    admit_agent, agent_entry_for, build_room_link, sign_room_manifest, verify_room_manifest,
+    AgentAdmission, AgentEntry, GateMode, RoomLink, RoomManifest,
 };
 pub use token::{decode_token, sign_token, verify_token};

@@ -159,7 +159,12 @@ impl Destination {
     pub fn describe(&self) -> String {
         match self {
             Destination::Local { model, .. } => format!("local {model}"),
-            Destination::Remote { provider, endpoint, model, .. } => {
+            Destination::Remote {
+                provider,
+                endpoint,
+                model,
+                ..
+            } => {
                 let host = url::Url::parse(endpoint)
                     .ok()
                     .and_then(|u| u.host_str().map(str::to_owned))
@@ -185,7 +190,8 @@ impl AgentManifest {
         if s.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(MAX_MANIFEST_BYTES));
         }
-        let value: Value = serde_json::from_str(s).map_err(|e| ManifestError::Schema(e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(s).map_err(|e| ManifestError::Schema(e.to_string()))?;
         AgentManifest::from_value(&value)
     }
 
@@ -201,7 +207,10 @@ impl AgentManifest {
                 let cap = lane.get("capability").and_then(Value::as_str);
                 if let Some(name) = cap {
                     if Capability::from_name(name).is_none() {
-                        return Err(ManifestError::UnknownCapability { lane: i, name: name.to_owned() });
+                        return Err(ManifestError::UnknownCapability {
+                            lane: i,
+                            name: name.to_owned(),
+                        });
                     }
                 }
                 if lane.is_object() && lane.get("destination").is_none_or(Value::is_null) {
@@ -216,7 +225,10 @@ impl AgentManifest {
     }
 
     /// Parse and validate.
-    pub fn parse_and_validate(s: &str, opts: ValidateOptions) -> Result<AgentManifest, ManifestError> {
+    pub fn parse_and_validate(
+        s: &str,
+        opts: ValidateOptions,
+    ) -> Result<AgentManifest, ManifestError> {
         let m = AgentManifest::from_json(s)?;
         m.validate(opts)?;
         Ok(m)
@@ -246,7 +258,13 @@ impl AgentManifest {
                     non_empty(&format!("lanes[{i}].destination.model"), model)?;
                     non_empty(&format!("lanes[{i}].destination.runs_on"), runs_on)?;
                 }
-                Destination::Remote { provider, endpoint, model, retention, .. } => {
+                Destination::Remote {
+                    provider,
+                    endpoint,
+                    model,
+                    retention,
+                    ..
+                } => {
                     non_empty(&format!("lanes[{i}].destination.provider"), provider)?;
                     non_empty(&format!("lanes[{i}].destination.model"), model)?;
                     non_empty(&format!("lanes[{i}].destination.retention"), retention)?;
@@ -256,7 +274,9 @@ impl AgentManifest {
         }
         let mut declared = BTreeSet::new();
         for entry in &self.egress {
-            declared.insert(egress_origin(entry).ok_or_else(|| ManifestError::BadEgress(entry.clone()))?);
+            declared.insert(
+                egress_origin(entry).ok_or_else(|| ManifestError::BadEgress(entry.clone()))?,
+            );
         }
         if let Some(missing) = derived.difference(&declared).next() {
             return Err(ManifestError::MissingEgress(missing.clone()));
@@ -279,7 +299,9 @@ impl AgentManifest {
             .lanes
             .iter()
             .filter_map(|l| match &l.destination {
-                Destination::Remote { endpoint, .. } => url::Url::parse(endpoint).ok().and_then(|u| origin_of(&u)),
+                Destination::Remote { endpoint, .. } => {
+                    url::Url::parse(endpoint).ok().and_then(|u| origin_of(&u))
+                }
                 Destination::Local { .. } => None,
             })
             .collect();
@@ -316,22 +338,43 @@ impl AgentManifest {
     }
 
     /// At most 80 characters saying where the data goes, e.g. `local whisper tiny.en` or
-    /// `OpenAI-compatible gpt-4o-mini @ api.example.com`; several destinations are joined with
-    /// ` + ` (local first).
+    /// `OpenAI-compatible gpt-4o-mini @ api.example.com`. Remote destinations come first (they are
+    /// what a host most needs to see), then `local <model>, <model>…`; parts joined with ` + ` are
+    /// added only while they fit whole, and a single part longer than 80 characters is cut.
     pub fn backend_summary(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
-        let ordered = self
-            .lanes
-            .iter()
-            .filter(|l| !l.destination.is_remote())
-            .chain(self.lanes.iter().filter(|l| l.destination.is_remote()));
-        for lane in ordered {
+        for lane in self.lanes.iter().filter(|l| l.destination.is_remote()) {
             let d = lane.destination.describe();
             if !parts.contains(&d) {
                 parts.push(d);
             }
         }
-        clamp_utf16(&parts.join(" + "), MAX_BACKEND_CHARS)
+        let mut local_models: Vec<&str> = Vec::new();
+        for lane in self.lanes.iter().filter(|l| !l.destination.is_remote()) {
+            let model = lane.destination.model();
+            if !local_models.contains(&model) {
+                local_models.push(model);
+            }
+        }
+        if !local_models.is_empty() {
+            parts.push(format!("local {}", local_models.join(", ")));
+        }
+        let mut out = String::new();
+        for part in parts {
+            let candidate = if out.is_empty() {
+                part
+            } else {
+                format!("{out} + {part}")
+            };
+            if candidate.encode_utf16().count() > MAX_BACKEND_CHARS {
+                if out.is_empty() {
+                    out = clamp_utf16(&candidate, MAX_BACKEND_CHARS);
+                }
+                break;
+            }
+            out = candidate;
+        }
+        out
     }
 
     /// Compact JSON (the exact payload `manifest sign` signs).
@@ -368,14 +411,27 @@ fn origin_of(u: &url::Url) -> Option<String> {
     Some(format!("{}://{}:{}", u.scheme(), host, port))
 }
 
-fn endpoint_origin(lane: usize, endpoint: &str, opts: ValidateOptions) -> Result<String, ManifestError> {
-    let bad = |reason: &str| ManifestError::BadEndpoint { lane, endpoint: endpoint.to_owned(), reason: reason.to_owned() };
+fn endpoint_origin(
+    lane: usize,
+    endpoint: &str,
+    opts: ValidateOptions,
+) -> Result<String, ManifestError> {
+    let bad = |reason: &str| ManifestError::BadEndpoint {
+        lane,
+        endpoint: endpoint.to_owned(),
+        reason: reason.to_owned(),
+    };
     let u = url::Url::parse(endpoint).map_err(|e| bad(&e.to_string()))?;
     let host = u.host_str().ok_or_else(|| bad("no host"))?.to_owned();
     match u.scheme() {
         "https" => {}
         "http" if opts.allow_insecure_local && is_loopback_host(&host) => {}
-        _ => return Err(ManifestError::InsecureEndpoint { lane, endpoint: endpoint.to_owned() }),
+        _ => {
+            return Err(ManifestError::InsecureEndpoint {
+                lane,
+                endpoint: endpoint.to_owned(),
+            })
+        }
     }
     if !u.username().is_empty() || u.password().is_some() {
         return Err(bad("credentials must not appear in a public manifest"));
@@ -428,16 +484,22 @@ mod tests {
     #[test]
     fn valid_manifest_and_helpers() {
         let m = parse(&summarizer()).unwrap();
-        assert_eq!(m.allowed_origins(), vec!["https://api.example.com:443".to_owned()]);
+        assert_eq!(
+            m.allowed_origins(),
+            vec!["https://api.example.com:443".to_owned()]
+        );
         assert!(m.leaves_machine());
         assert!(m.is_read_only());
         let g = m.requested_grant();
-        assert_eq!(g.perceive, vec![Capability::ReadChat, Capability::ReadRoster]);
+        assert_eq!(
+            g.perceive,
+            vec![Capability::ReadChat, Capability::ReadRoster]
+        );
         assert!(g.act.is_empty());
         assert!(g.egress);
         assert_eq!(
             m.backend_summary(),
-            "local none + OpenAI-compatible gpt-4o-mini @ api.example.com"
+            "OpenAI-compatible gpt-4o-mini @ api.example.com + local none"
         );
         // Round trip keeps every field.
         assert_eq!(AgentManifest::from_json(&m.to_json()).unwrap(), m);
@@ -445,31 +507,56 @@ mod tests {
 
     #[test]
     fn bad_manifests() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, ManifestError)> = vec![
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Mutation, ManifestError)> = vec![
             (
                 Box::new(|v| v["lanes"][0]["capability"] = json!("read-minds")),
-                ManifestError::UnknownCapability { lane: 0, name: "read-minds".into() },
+                ManifestError::UnknownCapability {
+                    lane: 0,
+                    name: "read-minds".into(),
+                },
             ),
             (
                 Box::new(|v| {
                     v["lanes"][1].as_object_mut().unwrap().remove("destination");
                 }),
-                ManifestError::LaneWithoutDestination { lane: 1, capability: "read-roster".into() },
+                ManifestError::LaneWithoutDestination {
+                    lane: 1,
+                    capability: "read-roster".into(),
+                },
             ),
             (
-                Box::new(|v| v["lanes"][0]["destination"]["endpoint"] = json!("http://api.example.com/v1")),
-                ManifestError::InsecureEndpoint { lane: 0, endpoint: "http://api.example.com/v1".into() },
+                Box::new(|v| {
+                    v["lanes"][0]["destination"]["endpoint"] = json!("http://api.example.com/v1")
+                }),
+                ManifestError::InsecureEndpoint {
+                    lane: 0,
+                    endpoint: "http://api.example.com/v1".into(),
+                },
             ),
             (
-                Box::new(|v| v["lanes"][0]["destination"]["endpoint"] = json!("http://127.0.0.1:8080/v1")),
-                ManifestError::InsecureEndpoint { lane: 0, endpoint: "http://127.0.0.1:8080/v1".into() },
+                Box::new(|v| {
+                    v["lanes"][0]["destination"]["endpoint"] = json!("http://127.0.0.1:8080/v1")
+                }),
+                ManifestError::InsecureEndpoint {
+                    lane: 0,
+                    endpoint: "http://127.0.0.1:8080/v1".into(),
+                },
             ),
-            (Box::new(|v| v["egress"] = json!([])), ManifestError::MissingEgress("https://api.example.com:443".into())),
             (
-                Box::new(|v| v["egress"] = json!(["https://api.example.com", "https://evil.example:443"])),
+                Box::new(|v| v["egress"] = json!([])),
+                ManifestError::MissingEgress("https://api.example.com:443".into()),
+            ),
+            (
+                Box::new(|v| {
+                    v["egress"] = json!(["https://api.example.com", "https://evil.example:443"])
+                }),
                 ManifestError::UndeclaredEgress("https://evil.example:443".into()),
             ),
-            (Box::new(|v| v["egress"] = json!(["https://api.example.com/path"])), ManifestError::BadEgress("https://api.example.com/path".into())),
+            (
+                Box::new(|v| v["egress"] = json!(["https://api.example.com/path"])),
+                ManifestError::BadEgress("https://api.example.com/path".into()),
+            ),
             (
                 Box::new(|v| {
                     let lane = v["lanes"][1].clone();
@@ -478,9 +565,18 @@ mod tests {
                 ManifestError::DuplicateLane(Capability::ReadRoster),
             ),
             (Box::new(|v| v["lanes"] = json!([])), ManifestError::NoLanes),
-            (Box::new(|v| v["kind"] = json!("other")), ManifestError::WrongKind("other".into())),
-            (Box::new(|v| v["agent"]["name"] = json!("  ")), ManifestError::EmptyField("agent.name".into())),
-            (Box::new(|v| v["expires_at"] = json!(50)), ManifestError::ExpiryBeforeIssue),
+            (
+                Box::new(|v| v["kind"] = json!("other")),
+                ManifestError::WrongKind("other".into()),
+            ),
+            (
+                Box::new(|v| v["agent"]["name"] = json!("  ")),
+                ManifestError::EmptyField("agent.name".into()),
+            ),
+            (
+                Box::new(|v| v["expires_at"] = json!(50)),
+                ManifestError::ExpiryBeforeIssue,
+            ),
         ];
         for (mutate, want) in cases {
             let mut v = summarizer();
@@ -496,29 +592,69 @@ mod tests {
         let mut v = summarizer();
         v["lanes"][0]["destination"]["extra"] = json!(1);
         assert!(matches!(parse(&v), Err(ManifestError::Schema(_))));
-        assert!(matches!(AgentManifest::from_json("{"), Err(ManifestError::Schema(_))));
+        assert!(matches!(
+            AgentManifest::from_json("{"),
+            Err(ManifestError::Schema(_))
+        ));
         let huge = format!("{{\"kind\":\"{}\"}}", "x".repeat(MAX_MANIFEST_BYTES));
-        assert_eq!(AgentManifest::from_json(&huge), Err(ManifestError::TooLarge(MAX_MANIFEST_BYTES)));
+        assert_eq!(
+            AgentManifest::from_json(&huge),
+            Err(ManifestError::TooLarge(MAX_MANIFEST_BYTES))
+        );
     }
 
     #[test]
     fn insecure_local_only_with_flag() {
         let mut v = summarizer();
-        v["lanes"][0]["destination"]["endpoint"] = json!("http://127.0.0.1:8080/v1/chat/completions");
+        v["lanes"][0]["destination"]["endpoint"] =
+            json!("http://127.0.0.1:8080/v1/chat/completions");
         v["egress"] = json!(["http://127.0.0.1:8080"]);
         let m = AgentManifest::from_json(&v.to_string()).unwrap();
-        assert!(matches!(m.validate(ValidateOptions::default()), Err(ManifestError::InsecureEndpoint { .. })));
-        let local = ValidateOptions { allow_insecure_local: true };
+        assert!(matches!(
+            m.validate(ValidateOptions::default()),
+            Err(ManifestError::InsecureEndpoint { .. })
+        ));
+        let local = ValidateOptions {
+            allow_insecure_local: true,
+        };
         assert_eq!(m.validate(local), Ok(()));
-        assert_eq!(m.allowed_origins(), vec!["http://127.0.0.1:8080".to_owned()]);
+        assert_eq!(
+            m.allowed_origins(),
+            vec!["http://127.0.0.1:8080".to_owned()]
+        );
         v["lanes"][0]["destination"]["endpoint"] = json!("http://10.0.0.1:8080/v1");
         v["egress"] = json!(["http://10.0.0.1:8080"]);
         let m = AgentManifest::from_json(&v.to_string()).unwrap();
-        assert!(matches!(m.validate(local), Err(ManifestError::InsecureEndpoint { .. })));
+        assert!(matches!(
+            m.validate(local),
+            Err(ManifestError::InsecureEndpoint { .. })
+        ));
         v["lanes"][0]["destination"]["endpoint"] = json!("https://user:pw@api.example.com/v1");
         v["egress"] = json!(["https://api.example.com"]);
         let m = AgentManifest::from_json(&v.to_string()).unwrap();
-        assert!(matches!(m.validate(local), Err(ManifestError::BadEndpoint { .. })));
+        assert!(matches!(
+            m.validate(local),
+            Err(ManifestError::BadEndpoint { .. })
+        ));
+    }
+
+    #[test]
+    fn backend_summary_fits_whole_parts() {
+        let mut v = summarizer();
+        v["lanes"][1]["destination"]["model"] = json!("x".repeat(40));
+        let m = AgentManifest::from_value(&v).unwrap();
+        assert_eq!(
+            m.backend_summary(),
+            "OpenAI-compatible gpt-4o-mini @ api.example.com"
+        );
+        v["lanes"][0]["destination"]["model"] = json!("y".repeat(100));
+        let m = AgentManifest::from_value(&v).unwrap();
+        assert_eq!(m.backend_summary().chars().count(), 80);
+        v["lanes"][0]["destination"] =
+            json!({"type":"local","model":"whisper tiny.en","runs_on":"cpu"});
+        v["lanes"][1]["destination"]["model"] = json!("whisper tiny.en");
+        let m = AgentManifest::from_value(&v).unwrap();
+        assert_eq!(m.backend_summary(), "local whisper tiny.en");
     }
 
     #[test]

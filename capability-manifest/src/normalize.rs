@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(authority_peer_id("standup"), "kbz-v1-standup");
         assert_eq!(authority_peer_id("My Room"), "kbz-v1-my-room");
         assert_eq!(authority_peer_id("  Hello, World!  "), "kbz-v1-hello-world");
-        assert_eq!(authority_peer_id("room-3f9k2mq7p1"), "kbz-v1-room-3f9k2mq7p1");
+        assert_eq!(
+            authority_peer_id("room-3f9k2mq7p1"),
+            "kbz-v1-room-3f9k2mq7p1"
+        );
         assert_eq!(normalize_room("A-B-C"), "a-b-c");
         assert_eq!(normalize_room("café ☕ chat"), "caf-chat");
         assert_eq!(normalize_room(&"x".repeat(50)), "x".repeat(40));

@@ -65,7 +65,13 @@ impl AssertionReplayGuard {
 
     /// Record `token` as presented on connection `conn_id` with `remote_fp` at `now`, or refuse
     /// it as a replay.
-    pub fn check(&mut self, token: &str, conn_id: &str, remote_fp: &str, now: u64) -> Result<(), ReplayError> {
+    pub fn check(
+        &mut self,
+        token: &str,
+        conn_id: &str,
+        remote_fp: &str,
+        now: u64,
+    ) -> Result<(), ReplayError> {
         self.prune(now);
         let id: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let fp = canonical_fingerprint(remote_fp);
@@ -90,7 +96,15 @@ impl AssertionReplayGuard {
                 None => break,
             }
         }
-        self.seen.insert(id, Seen { fp, conn: conn_id.to_owned(), first_seen: now, live: true });
+        self.seen.insert(
+            id,
+            Seen {
+                fp,
+                conn: conn_id.to_owned(),
+                first_seen: now,
+                live: true,
+            },
+        );
         self.order.push_back(id);
         Ok(())
     }
@@ -109,7 +123,10 @@ impl AssertionReplayGuard {
     pub fn prune(&mut self, now: u64) {
         let window = self.window_sec;
         while let Some(front) = self.order.front() {
-            let expired = self.seen.get(front).is_none_or(|s| s.first_seen.saturating_add(window) < now);
+            let expired = self
+                .seen
+                .get(front)
+                .is_none_or(|s| s.first_seen.saturating_add(window) < now);
             if !expired {
                 break;
             }
@@ -148,7 +165,10 @@ mod tests {
     fn replay_on_other_fingerprint_or_live_connection_is_refused() {
         let mut g = AssertionReplayGuard::default();
         g.check("t1", "c1", FP, 100).unwrap();
-        assert_eq!(g.check("t1", "c2", "ff:ff", 101), Err(ReplayError::DifferentConnection));
+        assert_eq!(
+            g.check("t1", "c2", "ff:ff", 101),
+            Err(ReplayError::DifferentConnection)
+        );
         assert_eq!(g.check("t1", "c2", FP, 101), Err(ReplayError::AlreadyInUse));
         // After c1 closes, a reconnect with the same certificate may reuse it.
         g.release("c1");

@@ -35,7 +35,10 @@ impl AgentEntry {
     /// Read an entry leniently from manifest JSON: `caps` is kept when truthy (and sanitised),
     /// `label` when it is a string.
     pub fn from_value(v: &Value) -> AgentEntry {
-        let caps = v.get("caps").filter(|c| !matches!(c, Value::Null | Value::Bool(false))).map(Grant::sanitize);
+        let caps = v
+            .get("caps")
+            .filter(|c| !matches!(c, Value::Null | Value::Bool(false)))
+            .map(Grant::sanitize);
         AgentEntry {
             key: v.get("key").cloned().unwrap_or(Value::Null),
             caps,
@@ -95,17 +98,34 @@ impl RoomManifest {
     /// Read a verified payload leniently (wrongly typed optional members become absent).
     pub fn from_value(v: &Value) -> RoomManifest {
         let strings = |key: &str| -> Option<Vec<String>> {
-            v.get(key)
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            v.get(key).and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
         };
         RoomManifest {
             members: strings("members").unwrap_or_default(),
             mh: strings("mh"),
             domains: strings("domains"),
-            mode: v.get("mode").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            room: v.get("room").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            exp: v.get("exp").and_then(Value::as_f64).map_or(0, |e| if e <= 0.0 { 0 } else { e as u64 }),
+            mode: v
+                .get("mode")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            room: v
+                .get("room")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            exp: v.get("exp").and_then(Value::as_f64).map_or(0, |e| {
+                if e <= 0.0 {
+                    0
+                } else {
+                    e as u64
+                }
+            }),
             invitees: v.get("invitees").and_then(Value::as_array).cloned(),
             agent_keys: v
                 .get("agentKeys")
@@ -131,7 +151,10 @@ impl RoomManifest {
 
 /// Sign a room manifest as its creator (the §3.3 token container).
 pub fn sign_room_manifest(creator: &AgentKey, manifest: &RoomManifest) -> String {
-    sign_token(creator, &serde_json::to_value(manifest).unwrap_or(Value::Null))
+    sign_token(
+        creator,
+        &serde_json::to_value(manifest).unwrap_or(Value::Null),
+    )
 }
 
 /// `verifyManifest(token, creatorPub, {room, now, mode?})`, in Kibitz's order: signature ("bad
@@ -163,7 +186,11 @@ pub fn verify_room_manifest(
         Some(exp) if (now as f64) < exp => {}
         _ => return Err(RoomManifestError::Expired),
     }
-    let non_empty = |k: &str| m.get(k).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    let non_empty = |k: &str| {
+        m.get(k)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    };
     if !non_empty("members") && !non_empty("mh") && !non_empty("agentKeys") {
         return Err(RoomManifestError::NoMembers);
     }
@@ -208,7 +235,12 @@ pub fn admit_agent(
     let keys: Vec<Value> = entries.iter().map(|e| e.key.clone()).collect();
     let ok = verify_assertion(assertion, &keys, room_key, remote_fp, now, opts)?;
     let entry = &entries[ok.key_index];
-    Ok(AgentAdmission { key_id: ok.key_id, index: ok.key_index, caps: entry.caps.clone(), label: entry.label.clone() })
+    Ok(AgentAdmission {
+        key_id: ok.key_id,
+        index: ok.key_index,
+        caps: entry.caps.clone(),
+        label: entry.label.clone(),
+    })
 }
 
 /// The gate mode named by a link's `g` parameter.
@@ -265,7 +297,9 @@ impl GateMode {
 }
 
 /// The gate keys whose presence in the fragment makes Kibitz read the fragment, not the query.
-pub const GATE_KEYS: [&str; 15] = ["g", "gn", "gk", "gm", "ge", "gc", "gt", "gh", "ghk", "ghn", "gho", "gl", "d", "ag", "n"];
+pub const GATE_KEYS: [&str; 15] = [
+    "g", "gn", "gk", "gm", "ge", "gc", "gt", "gh", "ghk", "ghn", "gho", "gl", "d", "ag", "n",
+];
 
 /// A parsed room link: `https://kibitz.chat/#standup?g=google&gk=…&gm=…` or a bare room name.
 ///
@@ -324,7 +358,10 @@ impl RoomLink {
             None => ("", ""),
         };
         let frag_params = parse_query(frag);
-        let params = if frag_params.iter().any(|(k, _)| GATE_KEYS.contains(&k.as_str())) {
+        let params = if frag_params
+            .iter()
+            .any(|(k, _)| GATE_KEYS.contains(&k.as_str()))
+        {
             frag_params
         } else {
             parse_query(search)
@@ -332,7 +369,11 @@ impl RoomLink {
         if room.is_empty() {
             return Err(LinkError::NoRoom);
         }
-        let mut link = RoomLink { room: room.to_owned(), params, ..RoomLink::default() };
+        let mut link = RoomLink {
+            room: room.to_owned(),
+            params,
+            ..RoomLink::default()
+        };
         link.decode_gate();
         Ok(link)
     }
@@ -344,7 +385,10 @@ impl RoomLink {
 
     /// The first value of parameter `name`, like `URLSearchParams.get`.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The gate mode (`Open` when absent or unknown).
@@ -354,25 +398,43 @@ impl RoomLink {
 
     /// The creator key from `gk`, imported for verification.
     pub fn creator_public_key(&self) -> Option<AgentPublicKey> {
-        self.creator_key.as_ref().and_then(|k| AgentPublicKey::from_jwk(k).ok())
+        self.creator_key
+            .as_ref()
+            .and_then(|k| AgentPublicKey::from_jwk(k).ok())
     }
 
     fn decode_gate(&mut self) {
         let params = std::mem::take(&mut self.params);
         let get = |name: &str| {
-            params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty()).map(str::to_owned)
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
         };
-        let mode = GateMode::from_param(params.iter().find(|(k, _)| k == "g").map(|(_, v)| v.as_str()));
+        let mode = GateMode::from_param(
+            params
+                .iter()
+                .find(|(k, _)| k == "g")
+                .map(|(_, v)| v.as_str()),
+        );
         self.mode = Some(mode);
         self.host_key = get("gh").and_then(|v| decode_json_b64(&v));
         self.host_key_sealed = get("ghk");
         self.host_name = get("ghn");
         self.host_email = get("gho");
-        self.lobby_on_start = params.iter().find(|(k, _)| k == "gl").is_some_and(|(_, v)| v == "1");
+        self.lobby_on_start = params
+            .iter()
+            .find(|(k, _)| k == "gl")
+            .is_some_and(|(_, v)| v == "1");
         self.client_id = get("gc");
         if mode != GateMode::Open {
             self.names = get("gn").map(|v| {
-                v.split(',').map(|s| js_trim(s).to_owned()).filter(|s| !s.is_empty()).collect()
+                v.split(',')
+                    .map(|s| js_trim(s).to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
             });
             self.creator_key = get("gk").and_then(|v| decode_json_b64(&v));
             match (get("ge"), get("gm")) {
@@ -386,10 +448,20 @@ impl RoomLink {
 }
 
 /// Build a fragment-form room link: `{base}#{room}?g={mode}&gk={b64url(JSON(creator))}&gm={token}`.
-pub fn build_room_link(base: &str, room: &str, mode: GateMode, creator: &AgentPublicKey, manifest_token: &str) -> String {
+pub fn build_room_link(
+    base: &str,
+    room: &str,
+    mode: GateMode,
+    creator: &AgentPublicKey,
+    manifest_token: &str,
+) -> String {
     let gk = b64::encode(creator.to_jwk().to_string());
     let mut out = format!("{base}#{room}?");
-    let pairs = [("g", mode.as_str()), ("gk", gk.as_str()), ("gm", manifest_token)];
+    let pairs = [
+        ("g", mode.as_str()),
+        ("gk", gk.as_str()),
+        ("gm", manifest_token),
+    ];
     let mut ser = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         ser.append_pair(k, v);
@@ -399,7 +471,9 @@ pub fn build_room_link(base: &str, room: &str, mode: GateMode, creator: &AgentPu
 }
 
 fn parse_query(q: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url::form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn decode_json_b64(v: &str) -> Option<Value> {

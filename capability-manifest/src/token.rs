@@ -57,7 +57,11 @@ pub fn decode_token(token: &str) -> Result<DecodedToken<'_>, TokenError> {
     let text = String::from_utf8_lossy(&body_bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let payload: Value = serde_json::from_str(text).map_err(|_| TokenError::BadJson)?;
-    Ok(DecodedToken { body, payload, signature })
+    Ok(DecodedToken {
+        body,
+        payload,
+        signature,
+    })
 }
 
 /// Verify a token under `key` and return its payload.
@@ -81,18 +85,34 @@ mod tests {
         assert_eq!(b64::decode(body).unwrap(), br#"{"b":1,"a":"x"}"#);
         assert_eq!(verify_token(&token, key.public()).unwrap(), payload);
         let other = AgentKey::generate();
-        assert_eq!(verify_token(&token, other.public()), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify_token(&token, other.public()),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn malformed_tokens() {
         let key = AgentKey::generate();
         for bad in ["", "abc", ".abc", "abc.", "."] {
-            assert_eq!(verify_token(bad, key.public()), Err(TokenError::Malformed), "{bad:?}");
+            assert_eq!(
+                verify_token(bad, key.public()),
+                Err(TokenError::Malformed),
+                "{bad:?}"
+            );
         }
-        assert_eq!(verify_token("e30.*", key.public()), Err(TokenError::BadBase64));
-        assert_eq!(verify_token("bm90IGpzb24.AAAA", key.public()), Err(TokenError::BadJson));
-        assert_eq!(verify_token("e30.AAAA", key.public()), Err(TokenError::BadSignatureLength(3)));
+        assert_eq!(
+            verify_token("e30.*", key.public()),
+            Err(TokenError::BadBase64)
+        );
+        assert_eq!(
+            verify_token("bm90IGpzb24.AAAA", key.public()),
+            Err(TokenError::BadJson)
+        );
+        assert_eq!(
+            verify_token("e30.AAAA", key.public()),
+            Err(TokenError::BadSignatureLength(3))
+        );
     }
 
     #[test]
@@ -100,7 +120,10 @@ mod tests {
         let key = AgentKey::generate();
         let json = br#"{"a":1}"#;
         let token = format!("{}.{}", b64::encode(json), b64::encode(key.sign_raw(json)));
-        assert_eq!(verify_token(&token, key.public()), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify_token(&token, key.public()),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Every parser of peer or user input, fed arbitrary strings and bytes: none may panic.
 
+#![allow(clippy::unwrap_used)]
+
 use capability_manifest::*;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -15,9 +17,17 @@ fn token_like() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>(),
         "[A-Za-z0-9_\\-.=+/]{0,200}",
-        (any::<Vec<u8>>(), any::<Vec<u8>>()).prop_map(|(a, b)| format!("{}.{}", b64url(&a), b64url(&b))),
-        (any::<Vec<u8>>(), any::<Vec<u8>>(), any::<Vec<u8>>())
-            .prop_map(|(a, b, c)| format!("{}.{}.{}", b64url(&a), b64url(&b), b64url(&c))),
+        (any::<Vec<u8>>(), any::<Vec<u8>>()).prop_map(|(a, b)| format!(
+            "{}.{}",
+            b64url(&a),
+            b64url(&b)
+        )),
+        (any::<Vec<u8>>(), any::<Vec<u8>>(), any::<Vec<u8>>()).prop_map(|(a, b, c)| format!(
+            "{}.{}.{}",
+            b64url(&a),
+            b64url(&b),
+            b64url(&c)
+        )),
         any::<String>().prop_map(|s| format!("{}.{}", b64url(s.as_bytes()), b64url(&[7u8; 64]))),
     ]
 }

@@ -1,5 +1,7 @@
 //! The analyst vectors of kibitz-agents.md §3.12 and §4.9, verified byte for byte.
 
+#![allow(clippy::unwrap_used)]
+
 use capability_manifest::*;
 use serde_json::{json, Value};
 
@@ -19,7 +21,14 @@ fn allowed() -> Vec<Value> {
 }
 
 fn verify_at(token: &str, fp: &str, now: u64) -> Result<VerifiedAssertion, AssertionError> {
-    verify_assertion(token, &allowed(), "standup", fp, now, AssertionOptions::default())
+    verify_assertion(
+        token,
+        &allowed(),
+        "standup",
+        fp,
+        now,
+        AssertionOptions::default(),
+    )
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -29,15 +38,25 @@ fn b64url(bytes: &[u8]) -> String {
 
 fn b64url_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
 }
 
 #[test]
 fn thumbprint_of_the_agent_key() {
     let key = AgentKey::from_jwk_str(AGENT_PRIV).unwrap();
-    assert_eq!(key.thumbprint(), "lEJNqsIcuJs3bYSSq2kNrVLMp_dg5ntohiqtMri3iRU");
+    assert_eq!(
+        key.thumbprint(),
+        "lEJNqsIcuJs3bYSSq2kNrVLMp_dg5ntohiqtMri3iRU"
+    );
     assert_eq!(key.public().to_jwk_string(), AGENT_PUB);
-    assert_eq!(AgentPublicKey::from_jwk_str(AGENT_PUB).unwrap().thumbprint(), key.thumbprint());
+    assert_eq!(
+        AgentPublicKey::from_jwk_str(AGENT_PUB)
+            .unwrap()
+            .thumbprint(),
+        key.thumbprint()
+    );
 }
 
 #[test]
@@ -49,7 +68,13 @@ fn assertion_body_decodes_exactly() {
 
 #[test]
 fn assertion_vector_verifies_inside_the_window() {
-    for now in [1_699_999_940, 1_699_999_999, 1_700_000_000, 1_700_000_150, 1_700_000_300] {
+    for now in [
+        1_699_999_940,
+        1_699_999_999,
+        1_700_000_000,
+        1_700_000_150,
+        1_700_000_300,
+    ] {
         let ok = verify_at(TOKEN, FP, now).unwrap_or_else(|e| panic!("now {now}: {e}"));
         assert_eq!(ok.key_id, "lEJNqsIcuJs3bYSSq2kNrVLMp_dg5ntohiqtMri3iRU");
         assert_eq!(ok.key_index, 0);
@@ -61,10 +86,23 @@ fn assertion_vector_verifies_inside_the_window() {
 
 #[test]
 fn assertion_vector_boundaries() {
-    assert_eq!(verify_at(TOKEN, FP, 1_700_000_301).unwrap_err().to_string(), "stale assertion");
-    assert_eq!(verify_at(TOKEN, FP, 1_699_999_939).unwrap_err().to_string(), "assertion from the future");
     assert_eq!(
-        verify_assertion(TOKEN, &allowed(), "Standup", FP, 1_700_000_000, AssertionOptions::default()),
+        verify_at(TOKEN, FP, 1_700_000_301).unwrap_err().to_string(),
+        "stale assertion"
+    );
+    assert_eq!(
+        verify_at(TOKEN, FP, 1_699_999_939).unwrap_err().to_string(),
+        "assertion from the future"
+    );
+    assert_eq!(
+        verify_assertion(
+            TOKEN,
+            &allowed(),
+            "Standup",
+            FP,
+            1_700_000_000,
+            AssertionOptions::default()
+        ),
         Err(AssertionError::WrongRoom),
         "room is compared as the normalised key, byte for byte"
     );
@@ -92,19 +130,39 @@ fn der_from_raw(raw: &[u8]) -> Vec<u8> {
 fn negative_controls() {
     let decoded = decode_token(TOKEN).unwrap();
     let der = der_from_raw(&decoded.signature);
-    assert!(der.len() >= 70 && der.len() <= 72, "DER length {}", der.len());
+    assert!(
+        der.len() >= 70 && der.len() <= 72,
+        "DER length {}",
+        der.len()
+    );
     let der_token = format!("{}.{}", decoded.body, b64url(&der));
-    assert_eq!(verify_at(&der_token, FP, 1_700_000_000), Err(AssertionError::NoMatchingKey));
+    assert_eq!(
+        verify_at(&der_token, FP, 1_700_000_000),
+        Err(AssertionError::NoMatchingKey)
+    );
     let pubkey = AgentPublicKey::from_jwk_str(AGENT_PUB).unwrap();
-    assert_eq!(verify_token(&der_token, &pubkey), Err(TokenError::BadSignatureLength(der.len())));
+    assert_eq!(
+        verify_token(&der_token, &pubkey),
+        Err(TokenError::BadSignatureLength(der.len()))
+    );
 
     // A signature over the JSON text instead of the body string.
     let key = AgentKey::from_jwk_str(AGENT_PRIV).unwrap();
-    let over_json = format!("{}.{}", decoded.body, b64url(&key.sign_raw(BODY.as_bytes())));
-    assert_eq!(verify_at(&over_json, FP, 1_700_000_000), Err(AssertionError::NoMatchingKey));
+    let over_json = format!(
+        "{}.{}",
+        decoded.body,
+        b64url(&key.sign_raw(BODY.as_bytes()))
+    );
+    assert_eq!(
+        verify_at(&over_json, FP, 1_700_000_000),
+        Err(AssertionError::NoMatchingKey)
+    );
 
     // Truncated token.
-    assert_eq!(verify_at(&TOKEN[..TOKEN.len() - 10], FP, 1_700_000_000), Err(AssertionError::NoMatchingKey));
+    assert_eq!(
+        verify_at(&TOKEN[..TOKEN.len() - 10], FP, 1_700_000_000),
+        Err(AssertionError::NoMatchingKey)
+    );
 }
 
 #[test]
@@ -121,32 +179,64 @@ fn our_signature_has_the_browser_body() {
 #[test]
 fn room_manifest_vector() {
     let creator = AgentKey::from_jwk_str(CREATOR_PRIV).unwrap();
-    let link = RoomLink::parse(&format!("https://kibitz.chat/#standup?g=google&gk={GK}&gm={GM}&gc=client-1")).unwrap();
+    let link = RoomLink::parse(&format!(
+        "https://kibitz.chat/#standup?g=google&gk={GK}&gm={GM}&gc=client-1"
+    ))
+    .unwrap();
     assert_eq!(link.room_key(), "standup");
     assert_eq!(link.gate_mode(), GateMode::Google);
     assert_eq!(link.client_id.as_deref(), Some("client-1"));
     let gk = link.creator_public_key().unwrap();
     assert_eq!(&gk, creator.public());
     assert_eq!(link.manifest.as_deref(), Some(GM));
-    assert_eq!(b64url_decode(GM.split('.').next().unwrap()), GM_BODY.as_bytes());
+    assert_eq!(
+        b64url_decode(GM.split('.').next().unwrap()),
+        GM_BODY.as_bytes()
+    );
 
     let m = verify_room_manifest(GM, &gk, "standup", 1_700_000_000, Some("google")).unwrap();
     assert_eq!(m.agent_entries().len(), 1);
     assert_eq!(m.agent_entries()[0].label.as_deref(), Some("notes-bot"));
     assert!(verify_room_manifest(GM, &gk, "standup", 1_700_000_000, None).is_ok());
-    assert_eq!(verify_room_manifest(GM, &gk, "standup", 1_700_003_600, Some("google")), Err(RoomManifestError::Expired));
+    assert_eq!(
+        verify_room_manifest(GM, &gk, "standup", 1_700_003_600, Some("google")),
+        Err(RoomManifestError::Expired)
+    );
     assert!(verify_room_manifest(GM, &gk, "standup", 1_700_003_599, Some("google")).is_ok());
-    assert_eq!(verify_room_manifest(GM, &gk, "lunch", 1_700_000_000, None), Err(RoomManifestError::WrongRoom));
-    assert_eq!(verify_room_manifest(GM, &gk, "standup", 1_700_000_000, Some("invite")), Err(RoomManifestError::WrongMode));
+    assert_eq!(
+        verify_room_manifest(GM, &gk, "lunch", 1_700_000_000, None),
+        Err(RoomManifestError::WrongRoom)
+    );
+    assert_eq!(
+        verify_room_manifest(GM, &gk, "standup", 1_700_000_000, Some("invite")),
+        Err(RoomManifestError::WrongMode)
+    );
     let agent = AgentPublicKey::from_jwk_str(AGENT_PUB).unwrap();
-    assert_eq!(verify_room_manifest(GM, &agent, "standup", 1_700_000_000, None), Err(RoomManifestError::BadSignature));
+    assert_eq!(
+        verify_room_manifest(GM, &agent, "standup", 1_700_000_000, None),
+        Err(RoomManifestError::BadSignature)
+    );
 
     // The §3.12 assertion is admitted by agentKeys[0] with its caps.
-    let admitted = admit_agent(&m, TOKEN, "standup", FP, 1_700_000_000, AssertionOptions::default()).unwrap();
+    let admitted = admit_agent(
+        &m,
+        TOKEN,
+        "standup",
+        FP,
+        1_700_000_000,
+        AssertionOptions::default(),
+    )
+    .unwrap();
     assert_eq!(admitted.index, 0);
-    assert_eq!(admitted.key_id, "lEJNqsIcuJs3bYSSq2kNrVLMp_dg5ntohiqtMri3iRU");
+    assert_eq!(
+        admitted.key_id,
+        "lEJNqsIcuJs3bYSSq2kNrVLMp_dg5ntohiqtMri3iRU"
+    );
     let caps = admitted.caps.unwrap();
-    assert_eq!(caps.perceive, vec![Capability::ReadChat, Capability::ReadRoster]);
+    assert_eq!(
+        caps.perceive,
+        vec![Capability::ReadChat, Capability::ReadRoster]
+    );
     assert_eq!(caps.act, vec![Capability::SendChat]);
     assert_eq!(m.find_agent(&agent).map(|(i, _)| i), Some(0));
 }
@@ -169,56 +259,142 @@ fn room_manifest_repo_scenarios() {
     let pubk = creator.public();
     assert!(verify_room_manifest(&sign(&base()), pubk, "standup", NOW, None).is_ok());
     let stranger = AgentKey::generate();
-    assert_eq!(verify_room_manifest(&sign(&base()), stranger.public(), "standup", NOW, None), Err(RoomManifestError::BadSignature));
-    assert_eq!(verify_room_manifest(&sign(&base()), pubk, "lunch", NOW, None), Err(RoomManifestError::WrongRoom));
-    let expired = RoomManifest { exp: NOW - 1, ..base() };
-    assert_eq!(verify_room_manifest(&sign(&expired), pubk, "standup", NOW, None), Err(RoomManifestError::Expired));
-    let empty = RoomManifest { members: vec![], ..base() };
     assert_eq!(
-        verify_room_manifest(&sign(&empty), pubk, "standup", NOW, None).unwrap_err().to_string(),
+        verify_room_manifest(&sign(&base()), stranger.public(), "standup", NOW, None),
+        Err(RoomManifestError::BadSignature)
+    );
+    assert_eq!(
+        verify_room_manifest(&sign(&base()), pubk, "lunch", NOW, None),
+        Err(RoomManifestError::WrongRoom)
+    );
+    let expired = RoomManifest {
+        exp: NOW - 1,
+        ..base()
+    };
+    assert_eq!(
+        verify_room_manifest(&sign(&expired), pubk, "standup", NOW, None),
+        Err(RoomManifestError::Expired)
+    );
+    let empty = RoomManifest {
+        members: vec![],
+        ..base()
+    };
+    assert_eq!(
+        verify_room_manifest(&sign(&empty), pubk, "standup", NOW, None)
+            .unwrap_err()
+            .to_string(),
         "no members"
     );
-    let domains_only = RoomManifest { members: vec![], domains: Some(vec!["acme.com".into()]), ..base() };
-    assert_eq!(verify_room_manifest(&sign(&domains_only), pubk, "standup", NOW, None), Err(RoomManifestError::NoMembers));
+    let domains_only = RoomManifest {
+        members: vec![],
+        domains: Some(vec!["acme.com".into()]),
+        ..base()
+    };
     assert_eq!(
-        verify_room_manifest(&sign(&base()), pubk, "standup", NOW, Some("google")).unwrap_err().to_string(),
+        verify_room_manifest(&sign(&domains_only), pubk, "standup", NOW, None),
+        Err(RoomManifestError::NoMembers)
+    );
+    assert_eq!(
+        verify_room_manifest(&sign(&base()), pubk, "standup", NOW, Some("google"))
+            .unwrap_err()
+            .to_string(),
         "wrong mode"
     );
-    let hashed = RoomManifest { members: vec![], mh: Some(vec!["h".into()]), ..base() };
+    let hashed = RoomManifest {
+        members: vec![],
+        mh: Some(vec!["h".into()]),
+        ..base()
+    };
     assert!(verify_room_manifest(&sign(&hashed), pubk, "standup", NOW, None).is_ok());
 
     // Tampering: an extra member in the body breaks the signature.
     let token = sign(&base());
     let (_, sig) = token.split_once('.').unwrap();
     let mut more = serde_json::to_value(base()).unwrap();
-    more["members"].as_array_mut().unwrap().push(json!("mallory@evil.com"));
+    more["members"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("mallory@evil.com"));
     let forged = format!("{}.{sig}", b64url(more.to_string().as_bytes()));
-    assert_eq!(verify_room_manifest(&forged, pubk, "standup", NOW, None), Err(RoomManifestError::BadSignature));
+    assert_eq!(
+        verify_room_manifest(&forged, pubk, "standup", NOW, None),
+        Err(RoomManifestError::BadSignature)
+    );
 
     // Agents-only manifest with caps; splicing a key breaks the signature.
     let agent = AgentKey::generate();
-    let caps = Grant::sanitize(&json!({"perceive":["read-chat","read-roster"],"act":["send-chat","act"]}));
-    let entry: AgentEntry = serde_json::from_value(agent_entry_for(agent.public(), Some(&caps), Some("bot"))).unwrap();
-    let agents_only = RoomManifest { members: vec![], mode: "google".into(), agent_keys: Some(vec![entry]), ..base() };
+    let caps =
+        Grant::sanitize(&json!({"perceive":["read-chat","read-roster"],"act":["send-chat","act"]}));
+    let entry: AgentEntry =
+        serde_json::from_value(agent_entry_for(agent.public(), Some(&caps), Some("bot"))).unwrap();
+    let agents_only = RoomManifest {
+        members: vec![],
+        mode: "google".into(),
+        agent_keys: Some(vec![entry]),
+        ..base()
+    };
     let token = sign(&agents_only);
     let m = verify_room_manifest(&token, pubk, "standup", NOW, Some("google")).unwrap();
     let fp = "AB:CD";
     let assertion = sign_assertion(&agent, "standup", fp, NOW);
-    let admitted = admit_agent(&m, &assertion, "standup", fp, NOW, AssertionOptions::default()).unwrap();
-    assert_eq!(admitted.caps.unwrap().act, vec![Capability::SendChat, Capability::Act]);
+    let admitted = admit_agent(
+        &m,
+        &assertion,
+        "standup",
+        fp,
+        NOW,
+        AssertionOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        admitted.caps.unwrap().act,
+        vec![Capability::SendChat, Capability::Act]
+    );
     let mut spliced = serde_json::to_value(&agents_only).unwrap();
-    spliced["agentKeys"].as_array_mut().unwrap().push(json!({"key": stranger.public().to_jwk()}));
-    let forged = format!("{}.{}", b64url(spliced.to_string().as_bytes()), token.split_once('.').unwrap().1);
-    assert_eq!(verify_room_manifest(&forged, pubk, "standup", NOW, None), Err(RoomManifestError::BadSignature));
+    spliced["agentKeys"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": stranger.public().to_jwk()}));
+    let forged = format!(
+        "{}.{}",
+        b64url(spliced.to_string().as_bytes()),
+        token.split_once('.').unwrap().1
+    );
+    assert_eq!(
+        verify_room_manifest(&forged, pubk, "standup", NOW, None),
+        Err(RoomManifestError::BadSignature)
+    );
 
     // An entry without caps records nothing; the documented default is perceive-only.
-    let bare: AgentEntry = serde_json::from_value(agent_entry_for(agent.public(), None, None)).unwrap();
-    let m2 = RoomManifest { members: vec![], agent_keys: Some(vec![bare]), ..base() };
-    let admitted = admit_agent(&m2, &assertion, "standup", fp, NOW, AssertionOptions::default()).unwrap();
+    let bare: AgentEntry =
+        serde_json::from_value(agent_entry_for(agent.public(), None, None)).unwrap();
+    let m2 = RoomManifest {
+        members: vec![],
+        agent_keys: Some(vec![bare]),
+        ..base()
+    };
+    let admitted = admit_agent(
+        &m2,
+        &assertion,
+        "standup",
+        fp,
+        NOW,
+        AssertionOptions::default(),
+    )
+    .unwrap();
     assert_eq!(admitted.caps, None);
     assert_eq!(admitted.grant_or_default(), Grant::agent_default());
     assert_eq!(
-        admit_agent(&base(), &assertion, "standup", fp, NOW, AssertionOptions::default()).unwrap_err().to_string(),
+        admit_agent(
+            &base(),
+            &assertion,
+            "standup",
+            fp,
+            NOW,
+            AssertionOptions::default()
+        )
+        .unwrap_err()
+        .to_string(),
         "this room admits no agents"
     );
 }
@@ -226,11 +402,15 @@ fn room_manifest_repo_scenarios() {
 #[test]
 fn agent_entry_json_shape() {
     let key = AgentKey::from_jwk_str(AGENT_PRIV).unwrap();
-    let caps = Grant::sanitize(&json!({"perceive":["read-chat","read-roster"],"act":["send-chat"]}));
+    let caps =
+        Grant::sanitize(&json!({"perceive":["read-chat","read-roster"],"act":["send-chat"]}));
     let entry = agent_entry_for(key.public(), Some(&caps), Some("notes-bot"));
     let expected = &GM_BODY[GM_BODY.find("[{\"key\"").unwrap() + 1..GM_BODY.len() - 2];
     assert_eq!(entry.to_string(), expected);
-    assert_eq!(agent_entry_for(key.public(), None, None).to_string(), format!("{{\"key\":{AGENT_PUB}}}"));
+    assert_eq!(
+        agent_entry_for(key.public(), None, None).to_string(),
+        format!("{{\"key\":{AGENT_PUB}}}")
+    );
 }
 
 #[test]
@@ -239,7 +419,10 @@ fn link_parsing_rules() {
     assert_eq!(bare.room, "standup");
     assert_eq!(bare.gate_mode(), GateMode::Open);
     // g absent: gk/gm are not decoded, gc and host fields are.
-    let open = RoomLink::parse(&format!("https://kibitz.chat/#standup?gk={GK}&gm={GM}&gc=c&ghn=Ann&gl=1")).unwrap();
+    let open = RoomLink::parse(&format!(
+        "https://kibitz.chat/#standup?gk={GK}&gm={GM}&gc=c&ghn=Ann&gl=1"
+    ))
+    .unwrap();
     assert_eq!(open.creator_key, None);
     assert_eq!(open.manifest, None);
     assert_eq!(open.client_id.as_deref(), Some("c"));
@@ -249,24 +432,43 @@ fn link_parsing_rules() {
     let explicit_open = RoomLink::parse(&format!("#standup?g=open&gk={GK}")).unwrap();
     assert_eq!(explicit_open.creator_key, None);
     // ge wins over gm.
-    let sealed = RoomLink::parse(&format!("x.chat/#standup?g=google&gk={GK}&gm={GM}&ge=SEALED")).unwrap();
+    let sealed = RoomLink::parse(&format!(
+        "x.chat/#standup?g=google&gk={GK}&gm={GM}&ge=SEALED"
+    ))
+    .unwrap();
     assert_eq!(sealed.enc_manifest.as_deref(), Some("SEALED"));
     assert_eq!(sealed.manifest, None);
     // Corrupt gk: left undecoded.
     let corrupt = RoomLink::parse("#standup?g=invite&gk=%%%&gn=a,%20b,,c").unwrap();
     assert_eq!(corrupt.creator_key, None);
-    assert_eq!(corrupt.names, Some(vec!["a".into(), "b".into(), "c".into()]));
+    assert_eq!(
+        corrupt.names,
+        Some(vec!["a".into(), "b".into(), "c".into()])
+    );
     // Unknown mode is open.
-    assert_eq!(RoomLink::parse("#r?g=weird").unwrap().gate_mode(), GateMode::Open);
+    assert_eq!(
+        RoomLink::parse("#r?g=weird").unwrap().gate_mode(),
+        GateMode::Open
+    );
     // Legacy query form when the fragment carries no gate key.
-    let legacy = RoomLink::parse(&format!("https://kibitz.chat/?g=google&gk={GK}#My Room")).unwrap();
+    let legacy =
+        RoomLink::parse(&format!("https://kibitz.chat/?g=google&gk={GK}#My Room")).unwrap();
     assert_eq!(legacy.room_key(), "my-room");
     assert!(legacy.creator_key.is_some());
-    assert_eq!(RoomLink::parse("https://kibitz.chat/"), Err(LinkError::NoRoom));
+    assert_eq!(
+        RoomLink::parse("https://kibitz.chat/"),
+        Err(LinkError::NoRoom)
+    );
     assert_eq!(RoomLink::parse("#?g=google"), Err(LinkError::NoRoom));
     // Round trip through our builder.
     let creator = AgentKey::generate();
-    let built = build_room_link("https://kibitz.chat/", "standup", GateMode::Google, creator.public(), GM);
+    let built = build_room_link(
+        "https://kibitz.chat/",
+        "standup",
+        GateMode::Google,
+        creator.public(),
+        GM,
+    );
     let parsed = RoomLink::parse(&built).unwrap();
     assert_eq!(parsed.creator_public_key().as_ref(), Some(creator.public()));
     assert_eq!(parsed.manifest.as_deref(), Some(GM));

@@ -6,7 +6,8 @@
 // Page events are streamed on stdout as `{"ev":"<type>","peer":"<name>",...}`. Page console
 // output and diagnostics go to stderr (`{"ev":"console",...}`). Exits when stdin closes.
 //
-// Options (argv): --audio FILE.wav (default fake microphone), --chromium PATH.
+// Options (argv): --audio FILE.wav (default fake microphone), --chromium PATH,
+// --profile-root DIR (where fresh Chromium user-data dirs go; default the OS temp dir).
 // Environment: CHROMIUM (browser path, default /usr/bin/chromium), KBZ_HARNESS_DEBUG=1.
 
 import http from 'node:http'
@@ -20,6 +21,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url))
 const PAGE_DIR = path.join(HERE, 'page')
 const PEERJS = path.join(HERE, 'node_modules', 'peerjs', 'dist', 'peerjs.min.js')
 const DEBUG = process.env.KBZ_HARNESS_DEBUG === '1'
+const PROFILE_ROOT = process.argv.includes('--profile-root') ? process.argv[process.argv.indexOf('--profile-root') + 1] : os.tmpdir()
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 const diag = (obj) => process.stderr.write(JSON.stringify(obj) + '\n')
@@ -98,7 +100,7 @@ async function browserFor(audio) {
     if (!fs.existsSync(executablePath)) {
       throw new Error(`Chromium not found at ${executablePath}; run scripts/install-test-deps.sh or set CHROMIUM`)
     }
-    const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kbz-chromium-'))
+    const userDataDir = fs.mkdtempSync(path.join(PROFILE_ROOT, 'kbz-chromium-'))
     tempDirs.push(userDataDir)
     const args = [...CHROMIUM_FLAGS]
     if (audio) args.push(`--use-file-for-fake-audio-capture=${audio}`)
@@ -190,10 +192,10 @@ const HANDLERS = {
     await p.page.close()
     return { closed: true }
   },
-  /** Escape hatch: evaluate `expr` (a function body; `kbz` and `arg` in scope) in the page. */
+  /** Escape hatch: evaluate `expr` (an async function body; `kbz` and `arg` in scope) in the page. */
   eval: (cmd) =>
     peerOf(cmd).page.evaluate(
-      ([body, a]) => new Function('kbz', 'arg', body)(window.kbz, a),
+      ([body, a]) => new (Object.getPrototypeOf(async () => {}).constructor)('kbz', 'arg', body)(window.kbz, a),
       [String(cmd.expr ?? cmd.js ?? ''), cmd.arg ?? null],
     ),
   peers: () => ({ peers: [...peers.keys()] }),

@@ -369,6 +369,7 @@ fn error_and_close(out: &mut Vec<Action>, conn: ConnId, msg: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

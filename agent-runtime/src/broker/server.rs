@@ -275,6 +275,7 @@ pub(crate) async fn run(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -329,7 +330,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(4900)).await;
         assert!(texts(&mut rx1).is_empty());
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert_eq!(texts(&mut rx1), [r#"{"type":"EXPIRE","src":"ghost","dst":"a"}"#]);
+        assert_eq!(
+            texts(&mut rx1),
+            [r#"{"type":"EXPIRE","src":"ghost","dst":"a"}"#]
+        );
 
         // "a" heartbeats every 5 s, "b" stays silent and is dropped after 20 s.
         for _ in 0..4 {

@@ -75,8 +75,8 @@ impl std::fmt::Debug for DtlsIdentity {
 impl DtlsIdentity {
     /// Generates a fresh self-signed ECDSA P-256 certificate.
     pub fn generate() -> Result<Self, MeshError> {
-        let provider = rtc::crypto::default_provider()
-            .map_err(|e| MeshError::Certificate(e.to_string()))?;
+        let provider =
+            rtc::crypto::default_provider().map_err(|e| MeshError::Certificate(e.to_string()))?;
         let params = CertificateParams::new(vec!["kibitz-agent".to_owned()])
             .map_err(|e| MeshError::Certificate(e.to_string()))?;
         let certificate =
@@ -89,8 +89,8 @@ impl DtlsIdentity {
     /// with it every signed assertion) stays stable across runs.
     pub fn from_pem(pem: &str) -> Result<Self, MeshError> {
         check_expires_block(pem)?;
-        let provider = rtc::crypto::default_provider()
-            .map_err(|e| MeshError::Certificate(e.to_string()))?;
+        let provider =
+            rtc::crypto::default_provider().map_err(|e| MeshError::Certificate(e.to_string()))?;
         let certificate = RTCCertificate::from_pem(pem, provider.crypto())
             .map_err(|e| MeshError::Certificate(e.to_string()))?;
         Self::from_certificate(certificate)
@@ -137,6 +137,7 @@ impl DtlsIdentity {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

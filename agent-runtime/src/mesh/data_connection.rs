@@ -17,15 +17,15 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::peer_connection::{
-    PeerConnection, RTCIceCandidateInit, RTCIceConnectionState, RTCPeerConnectionState,
-    RTCSessionDescription,
-};
+use webrtc::peer_connection::{PeerConnection, RTCIceConnectionState, RTCPeerConnectionState};
 
 use super::cert::fingerprint_of_der;
+use super::glue;
 use super::negotiator::Negotiator;
 use super::peer_connection::PcEvent;
-use super::signal::{CandidatePayload, IceCandidateInit, OutboundSignal, SessionDescription, SignalSink};
+use super::signal::{
+    CandidatePayload, IceCandidateInit, OutboundSignal, SdpType, SessionDescription, SignalSink,
+};
 use super::MeshError;
 
 /// Events delivered to the owner of a [`DataConnection`].
@@ -325,8 +325,16 @@ impl ConnectionTask {
     /// Runs until the connection closes. `channel` is the offerer's own data channel.
     pub(crate) async fn run(mut self, channel: Option<Arc<dyn DataChannel>>) {
         let mut reader = channel.map(|dc| self.start_reader(dc));
+        let started = tokio::time::Instant::now();
+        let mut next_nudge = started + NUDGE_FAST;
         let failure = loop {
+            let opening = self.shared.channel.get().is_none();
             tokio::select! {
+                _ = tokio::time::sleep_until(next_nudge), if opening => {
+                    nudge_driver(self.pc.as_ref()).await;
+                    let step = if next_nudge - started < NUDGE_FAST_FOR { NUDGE_FAST } else { NUDGE_SLOW };
+                    next_nudge = tokio::time::Instant::now() + step;
+                }
                 ev = self.pc_events.recv() => match ev {
                     None => break None,
                     Some(PcEvent::Candidate(c)) => {
@@ -379,7 +387,10 @@ impl ConnectionTask {
             tracing::debug!(error = %e, "closing peer connection");
         }
         if let Some(mut reader) = reader {
-            if tokio::time::timeout(READER_DRAIN, &mut reader).await.is_err() {
+            if tokio::time::timeout(READER_DRAIN, &mut reader)
+                .await
+                .is_err()
+            {
                 tracing::debug!(peer = %self.shared.peer, "channel reader did not finish");
                 reader.abort();
             }
@@ -393,8 +404,7 @@ impl ConnectionTask {
     }
 
     async fn apply_answer(&mut self, desc: SessionDescription) -> Result<(), MeshError> {
-        let answer = RTCSessionDescription::answer(desc.sdp)
-            .map_err(|e| MeshError::InvalidSdp(e.to_string()))?;
+        let answer = glue::remote_description(SdpType::Answer, desc.sdp)?;
         self.pc
             .set_remote_description(answer)
             .await
@@ -407,12 +417,9 @@ impl ConnectionTask {
 
     /// Adds a remote candidate; a bad one is logged and dropped, like PeerJS does.
     pub(crate) async fn add_candidate(&self, c: IceCandidateInit) {
-        let init = RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_mline_index: c.sdp_m_line_index,
-            username_fragment: c.username_fragment,
-            url: None,
+        let Some(init) = glue::remote_candidate(c) else {
+            tracing::debug!(peer = %self.shared.peer, "dropping unparseable remote candidate");
+            return;
         };
         if let Err(e) = self.pc.add_ice_candidate(init).await {
             tracing::debug!(peer = %self.shared.peer, error = %e, "remote candidate rejected");
@@ -427,6 +434,28 @@ impl ConnectionTask {
             events_tx: self.events_tx.clone(),
         };
         tokio::spawn(reader.run())
+    }
+}
+
+/// Nudge period while a connection is opening, for the first [`NUDGE_FAST_FOR`].
+const NUDGE_FAST: Duration = Duration::from_millis(5);
+/// How long to nudge at [`NUDGE_FAST`] before slowing to [`NUDGE_SLOW`].
+const NUDGE_FAST_FOR: Duration = Duration::from_secs(2);
+/// Nudge period after that, until the channel opens or the connection ends.
+const NUDGE_SLOW: Duration = Duration::from_millis(50);
+
+/// Wakes the webrtc-rs driver so it re-polls its sans-I/O core.
+///
+/// webrtc 0.21.1's driver flushes the core's writes before it processes the core's events and
+/// then sleeps until the next ICE tick (200 ms), and `add_ice_candidate` does not wake it. So
+/// the ICE check after a remote candidate, the SCTP INIT after the DTLS handshake and the DCEP
+/// OPEN after the SCTP handshake each wait up to 200 ms. Re-applying the unchanged
+/// configuration is a no-op for the core that enqueues a driver event, i.e. one extra loop
+/// pass; doing it every few milliseconds while opening removes those waits.
+async fn nudge_driver(pc: &dyn PeerConnection) {
+    let config = pc.get_configuration().await;
+    if let Err(e) = pc.set_configuration(config).await {
+        tracing::trace!(error = %e, "driver nudge refused");
     }
 }
 

@@ -35,7 +35,8 @@ impl MediaKind {
 }
 
 /// Kibitz's fixed m-line order: mic, camera, screen share.
-pub const KIBITZ_MEDIA_LAYOUT: [MediaKind; 3] = [MediaKind::Audio, MediaKind::Video, MediaKind::Video];
+pub const KIBITZ_MEDIA_LAYOUT: [MediaKind; 3] =
+    [MediaKind::Audio, MediaKind::Video, MediaKind::Video];
 
 /// A freshly built media peer connection and the offer it made.
 pub struct MediaOffer {
@@ -47,7 +48,9 @@ pub struct MediaOffer {
 
 impl std::fmt::Debug for MediaOffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MediaOffer").field("sdp", &self.sdp).finish_non_exhaustive()
+        f.debug_struct("MediaOffer")
+            .field("sdp", &self.sdp)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +88,9 @@ pub async fn create_media_offer(
     handler: Arc<dyn PeerConnectionEventHandler>,
     force_relay: bool,
 ) -> Result<MediaOffer, MeshError> {
-    let pc = factory.build_with_handler(handler, true, force_relay).await?;
+    let pc = factory
+        .build_with_handler(handler, true, force_relay)
+        .await?;
     match add_layout_and_offer(pc.as_ref()).await {
         Ok(sdp) => Ok(MediaOffer { pc, sdp }),
         Err(e) => {
@@ -133,6 +138,7 @@ pub fn media_kinds(sdp: &str) -> Vec<MediaKind> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -13,6 +13,7 @@
 
 pub mod cert;
 mod data_connection;
+mod glue;
 pub mod ice;
 pub mod media;
 mod negotiator;
@@ -22,7 +23,9 @@ pub mod sdp;
 pub mod signal;
 
 pub use cert::{fingerprint_of_der, DtlsIdentity};
-pub use data_connection::{ChannelInfo, DataConnection, DataConnectionEvent, DataSender, Direction};
+pub use data_connection::{
+    ChannelInfo, DataConnection, DataConnectionEvent, DataSender, Direction,
+};
 pub use ice::{IceConfig, IceServer};
 pub use peer::{new_connection_id, ConnectOptions, MeshPeer, BULK_LABEL, DATA_CONNECTION_PREFIX};
 pub use peer_connection::{MeshOptions, PeerConnectionFactory, PEERJS_SEND_HIGH_WATER};

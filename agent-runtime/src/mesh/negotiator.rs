@@ -189,6 +189,7 @@ impl PendingCandidates {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -206,10 +207,17 @@ mod tests {
         let mut n = Negotiator::new("dc_x", ConnectionType::Data);
         assert_eq!(n.remote_candidate(cand("candidate:1")), None);
         assert_eq!(n.remote_candidate(cand("candidate:2")), None);
-        assert_eq!(n.remote_candidate(cand("")), None, "empty is end-of-candidates");
+        assert_eq!(
+            n.remote_candidate(cand("")),
+            None,
+            "empty is end-of-candidates"
+        );
         let drained = n.remote_description_applied();
         assert_eq!(
-            drained.iter().map(|c| c.candidate.as_str()).collect::<Vec<_>>(),
+            drained
+                .iter()
+                .map(|c| c.candidate.as_str())
+                .collect::<Vec<_>>(),
             ["candidate:1", "candidate:2"]
         );
         assert_eq!(

@@ -13,6 +13,7 @@ use webrtc::peer_connection::RTCSessionDescription;
 use super::data_connection::{
     Command, ConnShared, ConnectionTask, DataConnection, Direction, EVENT_QUEUE,
 };
+use super::glue;
 use super::negotiator::{Negotiator, PendingCandidates};
 use super::peer_connection::PeerConnectionFactory;
 use super::signal::{
@@ -208,8 +209,7 @@ impl MeshPeer {
                 connection_id: key.1,
             });
         }
-        let remote = RTCSessionDescription::offer(offer.sdp.sdp)
-            .map_err(|e| MeshError::InvalidSdp(e.to_string()))?;
+        let remote = glue::remote_description(SdpType::Offer, offer.sdp.sdp)?;
         let (pc, pc_events) = self.inner.factory.build_data().await?;
         let answer = match answer_offer(pc.as_ref(), remote).await {
             Ok(a) => a,
@@ -396,6 +396,7 @@ async fn answer_offer(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -405,7 +406,9 @@ mod tests {
         let b = new_connection_id();
         assert!(a.starts_with("dc_"));
         assert_eq!(a.len(), 14);
-        assert!(a[3..].chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+        assert!(a[3..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
         assert_ne!(a, b);
     }
 

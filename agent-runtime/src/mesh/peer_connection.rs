@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use rtc::peer_connection::transport::RTCDtlsRole;
 use tokio::sync::mpsc;
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceConnectionState, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState,
+    RTCPeerConnectionState, SettingEngineBuilder,
 };
 
 use super::cert::DtlsIdentity;
@@ -145,14 +146,23 @@ impl PeerConnectionFactory {
             .with_ice_transport_policy(ice.rtc_policy())
             .with_certificates(vec![self.identity.rtc_certificate()])
             .build();
+        // Answer as DTLS server (`a=setup:passive`). webrtc 0.21.1 queues a DTLS client's
+        // first flight until the next ICE tick (up to 200 ms); as server we reply from the
+        // read path at once. Browsers answering our offers pick `active` themselves.
+        let settings = SettingEngineBuilder::new()
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .build();
         let mut builder = PeerConnectionBuilder::new()
             .with_configuration(config)
+            .with_setting_engine(settings)
             .with_handler(handler)
             .with_udp_addrs(vec![self.options.udp_bind])
             .with_data_channel_send_buffer_limit(self.options.send_high_water);
         if media {
             let mut engine = MediaEngine::default();
-            engine.register_default_codecs().map_err(MeshError::WebRtc)?;
+            engine
+                .register_default_codecs()
+                .map_err(MeshError::WebRtc)?;
             builder = builder.with_media_engine(engine);
         }
         let pc = builder.build().await.map_err(MeshError::WebRtc)?;

@@ -1,7 +1,8 @@
 //! The tokio shell: id allocation, the WebSocket, heartbeat, relaying and reconnect.
 //!
 //! One driver task per client owns the socket. It is cancelled by
-//! [`SignalingHandle::close`] or when the last handle is dropped.
+//! [`SignalingHandle::close`] (which waits for it) or when the last handle is dropped (it then
+//! closes the socket and emits `Closed` on its own).
 //!
 //! Attaching: after the WebSocket opens, the client sends a WebSocket ping. peerjs-server
 //! answers a fresh registration with `OPEN` (and a refusal with `ID-TAKEN`/`ERROR`) before it
@@ -15,7 +16,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -115,15 +116,14 @@ impl SignalingClient {
             ev_tx,
             cancel: cancel.clone(),
         };
-        let mut tasks = JoinSet::new();
-        tasks.spawn(driver.run(ws, first));
+        let task = tokio::spawn(driver.run(ws, first));
         let handle = SignalingHandle {
             inner: Arc::new(Inner {
                 id,
                 token,
                 cmd_tx,
                 cancel: cancel.clone(),
-                tasks: Mutex::new(tasks),
+                task: Mutex::new(Some(task)),
                 _guard: cancel.drop_guard(),
             }),
         };
@@ -136,7 +136,7 @@ struct Inner {
     token: String,
     cmd_tx: mpsc::Sender<ClientFrame>,
     cancel: CancellationToken,
-    tasks: Mutex<JoinSet<()>>,
+    task: Mutex<Option<JoinHandle<()>>>,
     _guard: DropGuard,
 }
 
@@ -209,8 +209,10 @@ impl SignalingHandle {
     /// Closes the socket, stops the driver and waits for it to finish.
     pub async fn close(&self) {
         self.inner.cancel.cancel();
-        let mut tasks = self.inner.tasks.lock().await;
-        while tasks.join_next().await.is_some() {}
+        let task = self.inner.task.lock().await.take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 }
 
@@ -411,6 +413,8 @@ impl Driver {
                 }
             }
         }
+        // Refuse further sends before announcing the end.
+        self.cmd_rx.close();
         self.emit(SignalingEvent::Closed).await;
     }
 

@@ -48,50 +48,58 @@ pub(crate) enum Inbound {
     Ignore(String),
 }
 
-fn need_src(frame: &ServerFrame) -> Result<String, Inbound> {
+fn need_src(frame: &ServerFrame) -> Result<String, String> {
     frame
         .src
         .clone()
-        .ok_or_else(|| Inbound::Ignore(format!("{} without src", frame.kind)))
+        .ok_or_else(|| format!("{} without src", frame.kind))
 }
 
-fn bad(e: FrameError) -> Inbound {
-    Inbound::Ignore(e.to_string())
+fn bad(e: FrameError) -> String {
+    e.to_string()
+}
+
+/// The event a relayed frame stands for, or why it is dropped.
+fn relayed_event(frame: &ServerFrame) -> Result<SignalingEvent, String> {
+    Ok(match frame.kind {
+        FrameType::Offer => SignalingEvent::Offer {
+            src: need_src(frame)?,
+            payload: frame.payload_as().map_err(bad)?,
+        },
+        FrameType::Answer => SignalingEvent::Answer {
+            src: need_src(frame)?,
+            payload: frame.payload_as().map_err(bad)?,
+        },
+        FrameType::Candidate => SignalingEvent::Candidate {
+            src: need_src(frame)?,
+            payload: frame.payload_as().map_err(bad)?,
+        },
+        FrameType::Leave => SignalingEvent::Leave {
+            src: need_src(frame)?,
+        },
+        FrameType::Expire => SignalingEvent::Expire {
+            src: need_src(frame)?,
+        },
+        other => return Err(format!("{other} is not a relayed frame")),
+    })
 }
 
 /// Interprets `frame` during an open session as `id`.
 pub(crate) fn inbound(frame: &ServerFrame, id: &str) -> Inbound {
-    let res = (|| -> Result<Inbound, Inbound> {
-        Ok(match frame.kind {
-            FrameType::Offer => Inbound::Event(SignalingEvent::Offer {
-                src: need_src(frame)?,
-                payload: frame.payload_as().map_err(bad)?,
-            }),
-            FrameType::Answer => Inbound::Event(SignalingEvent::Answer {
-                src: need_src(frame)?,
-                payload: frame.payload_as().map_err(bad)?,
-            }),
-            FrameType::Candidate => Inbound::Event(SignalingEvent::Candidate {
-                src: need_src(frame)?,
-                payload: frame.payload_as().map_err(bad)?,
-            }),
-            FrameType::Leave => Inbound::Event(SignalingEvent::Leave {
-                src: need_src(frame)?,
-            }),
-            FrameType::Expire => Inbound::Event(SignalingEvent::Expire {
-                src: need_src(frame)?,
-            }),
-            FrameType::Error => Inbound::Event(SignalingEvent::Error {
-                msg: frame.error_msg().unwrap_or_default(),
-            }),
-            FrameType::IdTaken => Inbound::Fatal(SignalingError::IdTaken { id: id.to_owned() }),
-            FrameType::InvalidKey => Inbound::Fatal(SignalingError::InvalidKey),
-            FrameType::Open | FrameType::Heartbeat => {
-                Inbound::Ignore(format!("{} while open", frame.kind))
-            }
-        })
-    })();
-    res.unwrap_or_else(|e| e)
+    match frame.kind {
+        FrameType::Error => Inbound::Event(SignalingEvent::Error {
+            msg: frame.error_msg().unwrap_or_default(),
+        }),
+        FrameType::IdTaken => Inbound::Fatal(SignalingError::IdTaken { id: id.to_owned() }),
+        FrameType::InvalidKey => Inbound::Fatal(SignalingError::InvalidKey),
+        FrameType::Open | FrameType::Heartbeat => {
+            Inbound::Ignore(format!("{} while open", frame.kind))
+        }
+        _ => match relayed_event(frame) {
+            Ok(ev) => Inbound::Event(ev),
+            Err(why) => Inbound::Ignore(why),
+        },
+    }
 }
 
 /// Decodes and interprets raw text during an open session.
@@ -103,6 +111,7 @@ pub(crate) fn inbound_text(text: &[u8], id: &str) -> Inbound {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

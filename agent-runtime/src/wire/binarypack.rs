@@ -660,7 +660,10 @@ mod tests {
             assert_eq!(decode(&encode(&Value::Int(*i))), Ok(Value::Int(*i)));
         }
         assert_eq!(hex(&Value::UInt(u64::MAX)), "cfffffffffffffffff");
-        assert_eq!(decode(&hex::decode("cfffffffffffffffff").unwrap_or_default()), Ok(Value::UInt(u64::MAX)));
+        assert_eq!(
+            decode(&hex::decode("cfffffffffffffffff").unwrap_or_default()),
+            Ok(Value::UInt(u64::MAX))
+        );
         assert_eq!(decode(&[0xcf, 0, 0, 0, 0, 0, 0, 0, 5]), Ok(Value::Int(5)));
     }
 
@@ -668,7 +671,10 @@ mod tests {
     fn integral_floats_pack_as_integers() {
         assert_eq!(hex(&Value::Float(12.0)), "0c");
         assert_eq!(hex(&Value::Float(-0.0)), "00");
-        assert_eq!(hex(&Value::Float(1_700_000_000_000.0)), "d30000018bcfe56800");
+        assert_eq!(
+            hex(&Value::Float(1_700_000_000_000.0)),
+            "d30000018bcfe56800"
+        );
         assert_eq!(hex(&Value::Float(0.5)), "cb3fe0000000000000");
         assert_eq!(hex(&Value::Float(TWO_POW_63)), "cf8000000000000000");
         assert_eq!(hex(&Value::Float(f64::INFINITY)), "cb7ff0000000000000");
@@ -682,18 +688,48 @@ mod tests {
     #[test]
     fn odd_tags_decode_to_nil_and_consume_one_byte() {
         for tag in [0xc1u8, 0xc4, 0xc9, 0xd4, 0xd7] {
-            assert_eq!(decode(&[0x92, tag, 0x01]), Ok(Value::Array(vec![Value::Nil, Value::Int(1)])));
+            assert_eq!(
+                decode(&[0x92, tag, 0x01]),
+                Ok(Value::Array(vec![Value::Nil, Value::Int(1)]))
+            );
         }
     }
 
     #[test]
     fn truncation_and_lengths_are_typed_errors() {
         assert_eq!(decode(&[]), Err(DecodeError::Truncated { offset: 0 }));
-        assert_eq!(decode(&[0x92, 0x01]), Err(DecodeError::LengthExceedsInput { offset: 0, declared: 2, remaining: 1 }));
-        assert_eq!(decode(&[0xd9, 0xff, 0xff, 0xff, 0xff, 0x41]), Err(DecodeError::LengthExceedsInput { offset: 0, declared: 0xffff_ffff, remaining: 1 }));
-        assert_eq!(decode(&[0xdf, 0xff, 0xff, 0xff, 0xff]), Err(DecodeError::LengthExceedsInput { offset: 0, declared: 0xffff_ffff, remaining: 0 }));
-        assert_eq!(decode(&[0xcd, 0x01]), Err(DecodeError::Truncated { offset: 2 }));
-        assert_eq!(decode(&[0x81, 0xb1, 0x74]), Err(DecodeError::Truncated { offset: 3 }));
+        assert_eq!(
+            decode(&[0x92, 0x01]),
+            Err(DecodeError::LengthExceedsInput {
+                offset: 0,
+                declared: 2,
+                remaining: 1
+            })
+        );
+        assert_eq!(
+            decode(&[0xd9, 0xff, 0xff, 0xff, 0xff, 0x41]),
+            Err(DecodeError::LengthExceedsInput {
+                offset: 0,
+                declared: 0xffff_ffff,
+                remaining: 1
+            })
+        );
+        assert_eq!(
+            decode(&[0xdf, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::LengthExceedsInput {
+                offset: 0,
+                declared: 0xffff_ffff,
+                remaining: 0
+            })
+        );
+        assert_eq!(
+            decode(&[0xcd, 0x01]),
+            Err(DecodeError::Truncated { offset: 2 })
+        );
+        assert_eq!(
+            decode(&[0x81, 0xb1, 0x74]),
+            Err(DecodeError::Truncated { offset: 3 })
+        );
     }
 
     #[test]
@@ -705,23 +741,44 @@ mod tests {
         let mut deep_bad = deep.clone();
         deep_bad.push(0xc0);
         assert_eq!(decode(&deep_bad), Err(DecodeError::TooDeep { max: 64 }));
-        let opts = DecodeOptions { max_message_bytes: 4, ..DecodeOptions::default() };
-        assert_eq!(decode_with(&[0xb4, 1, 2, 3, 4], &opts), Err(DecodeError::MessageTooLarge { len: 5, max: 4 }));
-        let opts = DecodeOptions { max_values: 3, ..DecodeOptions::default() };
-        assert_eq!(decode_with(&[0x93, 1, 2, 3], &opts), Err(DecodeError::TooManyValues { max: 3 }));
+        let opts = DecodeOptions {
+            max_message_bytes: 4,
+            ..DecodeOptions::default()
+        };
+        assert_eq!(
+            decode_with(&[0xb4, 1, 2, 3, 4], &opts),
+            Err(DecodeError::MessageTooLarge { len: 5, max: 4 })
+        );
+        let opts = DecodeOptions {
+            max_values: 3,
+            ..DecodeOptions::default()
+        };
+        assert_eq!(
+            decode_with(&[0x93, 1, 2, 3], &opts),
+            Err(DecodeError::TooManyValues { max: 3 })
+        );
     }
 
     #[test]
     fn trailing_bytes_policy() {
         assert_eq!(decode(&[0x01, 0x02]), Ok(Value::Int(1)));
-        let strict = DecodeOptions { reject_trailing: true, ..DecodeOptions::default() };
-        assert_eq!(decode_with(&[0x01, 0x02], &strict), Err(DecodeError::TrailingBytes { count: 1 }));
+        let strict = DecodeOptions {
+            reject_trailing: true,
+            ..DecodeOptions::default()
+        };
+        assert_eq!(
+            decode_with(&[0x01, 0x02], &strict),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        );
     }
 
     #[test]
     fn keys_follow_js_property_keys() {
         // {1: 'a', true: 'b', nil: 'c', 0.5: 'd', undefined(0xc1): 'e'}
-        let bytes = [0x85, 0x01, 0xb1, b'a', 0xc3, 0xb1, b'b', 0xc0, 0xb1, b'c', 0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0, 0xb1, b'd', 0xc1, 0xb1, b'e'];
+        let bytes = [
+            0x85, 0x01, 0xb1, b'a', 0xc3, 0xb1, b'b', 0xc0, 0xb1, b'c', 0xcb, 0x3f, 0xe0, 0, 0, 0,
+            0, 0, 0, 0xb1, b'd', 0xc1, 0xb1, b'e',
+        ];
         let v = decode(&bytes);
         assert_eq!(
             v,
@@ -733,20 +790,31 @@ mod tests {
                 ("undefined", Value::from("e")),
             ]))
         );
-        assert_eq!(decode(&[0x81, 0x90, 0x01]), Err(DecodeError::NonStringKey { offset: 1, kind: "an array" }));
+        assert_eq!(
+            decode(&[0x81, 0x90, 0x01]),
+            Err(DecodeError::NonStringKey {
+                offset: 1,
+                kind: "an array"
+            })
+        );
     }
 
     #[test]
     fn duplicate_keys_keep_first_position_last_value() {
         let bytes = [0x83, 0xb1, b'a', 0x01, 0xb1, b'b', 0x02, 0xb1, b'a', 0x03];
-        assert_eq!(decode(&bytes), Ok(Value::map([("a", Value::Int(3)), ("b", Value::Int(2))])));
+        assert_eq!(
+            decode(&bytes),
+            Ok(Value::map([("a", Value::Int(3)), ("b", Value::Int(2))]))
+        );
         // Same through the hashed path (> 16 entries).
         let mut big = vec![0xde, 0x00, 0x12];
         for i in 0..17u8 {
             big.extend_from_slice(&[0xb1, b'a' + i, i]);
         }
         big.extend_from_slice(&[0xb1, b'a', 0x7f]);
-        let Ok(Value::Map(m)) = decode(&big) else { panic!("not a map") };
+        let Ok(Value::Map(m)) = decode(&big) else {
+            panic!("not a map")
+        };
         assert_eq!(m.len(), 17);
         assert_eq!(m[0], ("a".to_owned(), Value::Int(127)));
     }
@@ -756,13 +824,22 @@ mod tests {
         // 0x80..0x9f are single code units.
         assert_eq!(decode(&[0xb1, 0x85]), Ok(Value::from("\u{85}")));
         // CESU-8 surrogate pair for U+1F600 combines.
-        assert_eq!(decode(&[0xb6, 0xed, 0xa0, 0xbd, 0xed, 0xb8, 0x80]), Ok(Value::from("😀")));
+        assert_eq!(
+            decode(&[0xb6, 0xed, 0xa0, 0xbd, 0xed, 0xb8, 0x80]),
+            Ok(Value::from("😀"))
+        );
         // A lone surrogate becomes U+FFFD.
-        assert_eq!(decode(&[0xb3, 0xed, 0xa0, 0xbd]), Ok(Value::from("\u{fffd}")));
+        assert_eq!(
+            decode(&[0xb3, 0xed, 0xa0, 0xbd]),
+            Ok(Value::from("\u{fffd}"))
+        );
         // Truncated 2-byte sequence: the missing byte reads as 0 → U+00C0... 0xc3 → (3<<6)=0xc0.
         assert_eq!(decode(&[0xb1, 0xc3]), Ok(Value::from("\u{c0}")));
         // A 4-byte form above U+10FFFF throws in JS.
-        assert_eq!(decode(&[0xb4, 0xf7, 0xbf, 0xbf, 0xbf]), Err(DecodeError::InvalidCodePoint { offset: 1 }));
+        assert_eq!(
+            decode(&[0xb4, 0xf7, 0xbf, 0xbf, 0xbf]),
+            Err(DecodeError::InvalidCodePoint { offset: 1 })
+        );
     }
 
     #[test]

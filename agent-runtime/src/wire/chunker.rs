@@ -17,10 +17,14 @@
 //!   evicts the oldest; buffered bytes are capped by [`ReassemblerOptions::max_buffered_bytes`]
 //!   (older partials are evicted first; a partial that alone exceeds the budget or
 //!   [`ReassemblerOptions::max_message_bytes`] is dropped with an error). Evictions are counted
-//!   in [`ReassemblerStats`] and logged at debug;
+//!   in [`ReassemblerStats`] and logged at debug; late slices of a dropped or evicted message
+//!   (the last 16 counters) are ignored rather than buffered again;
 //! - a reassembled message that is itself a chunk is refused ([`ChunkError::NestedChunk`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How many dropped or evicted message counters are remembered to ignore their late slices.
+const DEAD_IDS: usize = 16;
 
 use super::binarypack::{self, DecodeError, DecodeOptions};
 use super::control::truthy;
@@ -125,7 +129,11 @@ impl Chunk {
         let Value::Map(m) = value else {
             return Err(ChunkError::Malformed("not a map"));
         };
-        let count = |key: &str| get(m, key).and_then(Value::as_i64).and_then(|i| u64::try_from(i).ok());
+        let count = |key: &str| {
+            get(m, key)
+                .and_then(Value::as_i64)
+                .and_then(|i| u64::try_from(i).ok())
+        };
         let id = count(PEER_DATA_KEY)
             .filter(|id| *id > 0)
             .ok_or(ChunkError::Malformed("counter is not a positive integer"))?;
@@ -247,6 +255,8 @@ pub struct ReassemblerStats {
     pub evicted: u64,
     /// Partial messages dropped because of an error.
     pub dropped: u64,
+    /// Late slices of an already dropped or evicted message, ignored.
+    pub ignored: u64,
 }
 
 #[derive(Debug)]
@@ -265,6 +275,7 @@ pub struct Reassembler {
     buffered: usize,
     seq: u64,
     stats: ReassemblerStats,
+    dead: VecDeque<u64>,
 }
 
 impl Reassembler {
@@ -295,11 +306,16 @@ impl Reassembler {
     pub fn clear(&mut self) {
         self.partials.clear();
         self.buffered = 0;
+        self.dead.clear();
     }
 
     /// Adds a slice; returns the packed message once all its slices are in.
     pub fn push(&mut self, chunk: Chunk) -> Result<Option<Vec<u8>>, ChunkError> {
         let Chunk { id, n, total, data } = chunk;
+        if self.dead.contains(&id) {
+            self.stats.ignored += 1;
+            return Ok(None);
+        }
         if n >= total {
             self.drop_partial(id);
             return Err(ChunkError::IndexOutOfRange { id, n, total });
@@ -308,7 +324,11 @@ impl Reassembler {
             if p.total != total {
                 let expected = p.total;
                 self.drop_partial(id);
-                return Err(ChunkError::InconsistentTotal { id, expected, got: total });
+                return Err(ChunkError::InconsistentTotal {
+                    id,
+                    expected,
+                    got: total,
+                });
             }
             if p.parts.contains_key(&n) {
                 self.stats.duplicates += 1;
@@ -334,12 +354,18 @@ impl Reassembler {
         let own = self.partials.get(&id).map_or(0, |p| p.bytes);
         if own.saturating_add(data.len()) > self.opts.max_message_bytes {
             self.drop_partial(id);
-            return Err(ChunkError::TooLarge { id, max: self.opts.max_message_bytes });
+            return Err(ChunkError::TooLarge {
+                id,
+                max: self.opts.max_message_bytes,
+            });
         }
         while self.buffered.saturating_add(data.len()) > self.opts.max_buffered_bytes {
             if !self.evict_oldest(Some(id)) {
                 self.drop_partial(id);
-                return Err(ChunkError::TooLarge { id, max: self.opts.max_buffered_bytes });
+                return Err(ChunkError::TooLarge {
+                    id,
+                    max: self.opts.max_buffered_bytes,
+                });
             }
         }
         self.buffered += data.len();
@@ -368,6 +394,15 @@ impl Reassembler {
             self.buffered -= p.bytes;
             self.stats.dropped += 1;
         }
+        self.bury(id);
+    }
+
+    /// Remembers a dropped or evicted counter so its late slices are ignored.
+    fn bury(&mut self, id: u64) {
+        if self.dead.len() >= DEAD_IDS {
+            self.dead.pop_front();
+        }
+        self.dead.push_back(id);
     }
 
     /// Evicts the oldest partial other than `keep`; false when there is none.
@@ -382,8 +417,14 @@ impl Reassembler {
         if let Some(p) = self.partials.remove(&id) {
             self.buffered -= p.bytes;
             self.stats.evicted += 1;
-            tracing::debug!(id, parts = p.parts.len(), total = p.total, "evicted partial chunked message");
+            tracing::debug!(
+                id,
+                parts = p.parts.len(),
+                total = p.total,
+                "evicted partial chunked message"
+            );
         }
+        self.bury(id);
         true
     }
 }
@@ -416,7 +457,9 @@ fn kind_of(value: &Value) -> Kind {
     };
     match get(m, PEER_DATA_KEY) {
         Some(pd) if truthy(pd) => match pd {
-            Value::Map(inner) if get(inner, "type").and_then(Value::as_str) == Some("close") => Kind::Close,
+            Value::Map(inner) if get(inner, "type").and_then(Value::as_str) == Some("close") => {
+                Kind::Close
+            }
             _ => Kind::Chunk,
         },
         _ => Kind::Plain,
@@ -469,7 +512,10 @@ mod tests {
     use super::*;
 
     fn big_message(len: usize) -> Value {
-        Value::map([("k", Value::from("app")), ("data", Value::Str("z".repeat(len)))])
+        Value::map([
+            ("k", Value::from("app")),
+            ("data", Value::Str("z".repeat(len))),
+        ])
     }
 
     #[test]
@@ -489,14 +535,18 @@ mod tests {
         let over = big_message(CHUNK_MTU - 14);
         let frames = f.encode_message(&over);
         assert_eq!(frames.len(), 2);
-        let Ok(Value::Map(first)) = binarypack::decode(&frames[0]) else { panic!("chunk") };
+        let Ok(Value::Map(first)) = binarypack::decode(&frames[0]) else {
+            panic!("chunk")
+        };
         let keys: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["__peerData", "n", "data", "total"]);
         assert_eq!(first[0].1, Value::Int(1));
         assert!(matches!(&first[2].1, Value::Bin(b) if b.len() == CHUNK_MTU));
         // The counter advances per chunked message only.
         let again = f.encode_message(&over);
-        let Ok(Value::Map(m)) = binarypack::decode(&again[1]) else { panic!("chunk") };
+        let Ok(Value::Map(m)) = binarypack::decode(&again[1]) else {
+            panic!("chunk")
+        };
         assert_eq!(m[0].1, Value::Int(2));
         assert_eq!(m[1].1, Value::Int(1));
     }
@@ -525,36 +575,90 @@ mod tests {
     #[test]
     fn close_and_falsy_counters() {
         let mut d = Deframer::default();
-        assert_eq!(d.push(&Framer::new().encode_close()), Ok(Some(Frame::Close)));
+        assert_eq!(
+            d.push(&Framer::new().encode_close()),
+            Ok(Some(Frame::Close))
+        );
         let zero = Value::map([(PEER_DATA_KEY, Value::Int(0)), ("n", Value::Int(0))]);
-        assert_eq!(d.push(&binarypack::encode(&zero)), Ok(Some(Frame::Message(zero))));
+        assert_eq!(
+            d.push(&binarypack::encode(&zero)),
+            Ok(Some(Frame::Message(zero)))
+        );
     }
 
     #[test]
     fn inconsistent_and_malformed_chunks() {
         let mut r = Reassembler::default();
-        let c = |n, total| Chunk { id: 5, n, total, data: vec![1] };
+        let c = |n, total| Chunk {
+            id: 5,
+            n,
+            total,
+            data: vec![1],
+        };
         assert_eq!(r.push(c(0, 3)), Ok(None));
-        assert_eq!(r.push(c(1, 4)), Err(ChunkError::InconsistentTotal { id: 5, expected: 3, got: 4 }));
+        assert_eq!(
+            r.push(c(1, 4)),
+            Err(ChunkError::InconsistentTotal {
+                id: 5,
+                expected: 3,
+                got: 4
+            })
+        );
         assert_eq!(r.pending(), 0);
-        assert_eq!(r.push(c(3, 3)), Err(ChunkError::IndexOutOfRange { id: 5, n: 3, total: 3 }));
-        let bad = Value::map([(PEER_DATA_KEY, Value::from("x")), ("n", Value::Int(0)), ("data", Value::Bin(vec![1])), ("total", Value::Int(1))]);
+        // Late slices of the dropped message are ignored.
+        assert_eq!(r.push(c(2, 3)), Ok(None));
+        assert_eq!((r.pending(), r.stats().ignored), (0, 1));
+        let late = Chunk {
+            id: 6,
+            n: 3,
+            total: 3,
+            data: vec![1],
+        };
+        assert_eq!(
+            r.push(late),
+            Err(ChunkError::IndexOutOfRange {
+                id: 6,
+                n: 3,
+                total: 3
+            })
+        );
+        let bad = Value::map([
+            (PEER_DATA_KEY, Value::from("x")),
+            ("n", Value::Int(0)),
+            ("data", Value::Bin(vec![1])),
+            ("total", Value::Int(1)),
+        ]);
         let mut d = Deframer::default();
-        assert!(matches!(d.push(&binarypack::encode(&bad)), Err(DeframeError::Chunk(ChunkError::Malformed(_)))));
+        assert!(matches!(
+            d.push(&binarypack::encode(&bad)),
+            Err(DeframeError::Chunk(ChunkError::Malformed(_)))
+        ));
     }
 
     #[test]
     fn bounded_partials_and_bytes() {
-        let opts = ReassemblerOptions { max_partials: 2, max_buffered_bytes: 10, max_message_bytes: 8 };
+        let opts = ReassemblerOptions {
+            max_partials: 2,
+            max_buffered_bytes: 10,
+            max_message_bytes: 8,
+        };
         let mut r = Reassembler::new(opts);
-        let c = |id, n, len| Chunk { id, n, total: 3, data: vec![0; len] };
+        let c = |id, n, len| Chunk {
+            id,
+            n,
+            total: 3,
+            data: vec![0; len],
+        };
         assert_eq!(r.push(c(1, 0, 2)), Ok(None));
         assert_eq!(r.push(c(2, 0, 2)), Ok(None));
         assert_eq!(r.push(c(3, 0, 2)), Ok(None));
         assert_eq!(r.stats().evicted, 1);
         assert_eq!(r.pending(), 2);
         // Message cap: partial 3 would reach 9 > 8 bytes.
-        assert_eq!(r.push(c(3, 1, 7)), Err(ChunkError::TooLarge { id: 3, max: 8 }));
+        assert_eq!(
+            r.push(c(3, 1, 7)),
+            Err(ChunkError::TooLarge { id: 3, max: 8 })
+        );
         assert_eq!(r.stats().dropped, 1);
         assert_eq!(r.push(c(4, 0, 6)), Ok(None));
         assert_eq!(r.push(c(4, 1, 2)), Ok(None));
@@ -570,10 +674,24 @@ mod tests {
 
     #[test]
     fn nested_chunks_are_refused() {
-        let inner = Chunk { id: 9, n: 0, total: 1, data: vec![1, 2] }.to_value();
+        let inner = Chunk {
+            id: 9,
+            n: 0,
+            total: 1,
+            data: vec![1, 2],
+        }
+        .to_value();
         let packed = binarypack::encode(&inner);
-        let outer = Chunk { id: 1, n: 0, total: 1, data: packed };
+        let outer = Chunk {
+            id: 1,
+            n: 0,
+            total: 1,
+            data: packed,
+        };
         let mut d = Deframer::default();
-        assert_eq!(d.push(&binarypack::encode(&outer.to_value())), Err(ChunkError::NestedChunk.into()));
+        assert_eq!(
+            d.push(&binarypack::encode(&outer.to_value())),
+            Err(ChunkError::NestedChunk.into())
+        );
     }
 }

@@ -115,7 +115,13 @@ pub struct Chat {
 
 impl Chat {
     /// The legacy send form `{k:'chat', text, mid:'<voiceId>#<seq>', ts}` (+ `dm:true`).
-    pub fn outgoing(text: impl Into<String>, voice_id: &str, seq: u64, ts_ms: i64, dm: bool) -> Chat {
+    pub fn outgoing(
+        text: impl Into<String>,
+        voice_id: &str,
+        seq: u64,
+        ts_ms: i64,
+        dm: bool,
+    ) -> Chat {
         Chat {
             text: text.into(),
             dm,
@@ -399,7 +405,10 @@ mod tests {
         );
         assert_eq!(
             ContentMsg::from_value(&chat_value(Value::Int(3))),
-            Err(MessageError::WrongType { field: "text", expected: "a string" })
+            Err(MessageError::WrongType {
+                field: "text",
+                expected: "a string"
+            })
         );
     }
 
@@ -419,14 +428,31 @@ mod tests {
             ContentMsg::from_value(&msg),
             Err(MessageError::TooLong { field: "data", .. })
         ));
-        let env = AgentEnvelope::Act { action: Value::map([("play", Value::from("7♠"))]) };
-        let msg = ContentMsg::App { data: env.to_data() };
+        let env = AgentEnvelope::Act {
+            action: Value::map([("play", Value::from("7♠"))]),
+        };
+        let msg = ContentMsg::App {
+            data: env.to_data(),
+        };
         let back = ContentMsg::from_value(&msg.to_value());
-        assert_eq!(back.as_ref().ok().and_then(ContentMsg::agent_envelope), Some(env));
-        let raw = ContentMsg::App { data: Value::map([("x", Value::Int(1))]) };
+        assert_eq!(
+            back.as_ref().ok().and_then(ContentMsg::agent_envelope),
+            Some(env)
+        );
+        let raw = ContentMsg::App {
+            data: Value::map([("x", Value::Int(1))]),
+        };
         assert_eq!(raw.agent_envelope(), None);
-        let odd = Value::map([(AGENT_ENVELOPE_KEY, Value::from("chat")), ("text", Value::Int(1))]);
-        assert_eq!(AgentEnvelope::from_data(&odd), Some(AgentEnvelope::Chat { text: String::new() }));
+        let odd = Value::map([
+            (AGENT_ENVELOPE_KEY, Value::from("chat")),
+            ("text", Value::Int(1)),
+        ]);
+        assert_eq!(
+            AgentEnvelope::from_data(&odd),
+            Some(AgentEnvelope::Chat {
+                text: String::new()
+            })
+        );
     }
 
     #[test]
@@ -439,7 +465,13 @@ mod tests {
             ContentMsg::from_value(&Value::map([("t", Value::from("x"))])),
             Err(MessageError::MissingDiscriminator("k"))
         );
-        let long = Value::map([("k", Value::from("idtoken")), ("jwt", Value::Str("j".repeat(JWT_MAX + 1)))]);
-        assert!(matches!(ContentMsg::from_value(&long), Err(MessageError::TooLong { field: "jwt", .. })));
+        let long = Value::map([
+            ("k", Value::from("idtoken")),
+            ("jwt", Value::Str("j".repeat(JWT_MAX + 1))),
+        ]);
+        assert!(matches!(
+            ContentMsg::from_value(&long),
+            Err(MessageError::TooLong { field: "jwt", .. })
+        ));
     }
 }

@@ -5,7 +5,9 @@
 //! candidate's optional fields are `None` when nil.
 
 use super::content::ContentMsg;
-use super::fields::{bool_or_false, discriminator, entries, get, opt_f64, opt_string, req_str, wrong};
+use super::fields::{
+    bool_or_false, discriminator, entries, get, opt_f64, opt_string, req_str, wrong,
+};
 use super::presence::tag_only;
 use super::{binarypack, MessageError, Value};
 
@@ -97,9 +99,10 @@ impl ControlMsg {
     pub fn to_value(&self) -> Value {
         let t = |s: &str| ("t".to_owned(), Value::from(s));
         match self {
-            ControlMsg::Cap { bulk } => {
-                Value::Map(vec![t("cap"), ("bulk".into(), Value::Int(i64::from(*bulk)))])
-            }
+            ControlMsg::Cap { bulk } => Value::Map(vec![
+                t("cap"),
+                ("bulk".into(), Value::Int(i64::from(*bulk))),
+            ]),
             ControlMsg::Mh { v, a, ov, oa } => Value::Map(vec![
                 t("mh"),
                 ("v".into(), Value::Float(*v)),
@@ -126,14 +129,20 @@ impl ControlMsg {
                     "c".into(),
                     Value::Map(vec![
                         ("candidate".into(), Value::from(c.candidate.as_str())),
-                        ("sdpMid".into(), c.sdp_mid.as_deref().map_or(Value::Nil, Value::from)),
+                        (
+                            "sdpMid".into(),
+                            c.sdp_mid.as_deref().map_or(Value::Nil, Value::from),
+                        ),
                         (
                             "sdpMLineIndex".into(),
-                            c.sdp_m_line_index.map_or(Value::Nil, |i| Value::Int(i64::from(i))),
+                            c.sdp_m_line_index
+                                .map_or(Value::Nil, |i| Value::Int(i64::from(i))),
                         ),
                         (
                             "usernameFragment".into(),
-                            c.username_fragment.as_deref().map_or(Value::Nil, Value::from),
+                            c.username_fragment
+                                .as_deref()
+                                .map_or(Value::Nil, Value::from),
                         ),
                     ]),
                 ),

@@ -55,7 +55,10 @@ pub(crate) fn req_str<'a>(
 }
 
 /// A boolean; absent → `false`.
-pub(crate) fn bool_or_false(m: &[(String, Value)], key: &'static str) -> Result<bool, MessageError> {
+pub(crate) fn bool_or_false(
+    m: &[(String, Value)],
+    key: &'static str,
+) -> Result<bool, MessageError> {
     match get(m, key) {
         None => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -64,7 +67,10 @@ pub(crate) fn bool_or_false(m: &[(String, Value)], key: &'static str) -> Result<
 }
 
 /// A number; absent → `None`.
-pub(crate) fn opt_f64(m: &[(String, Value)], key: &'static str) -> Result<Option<f64>, MessageError> {
+pub(crate) fn opt_f64(
+    m: &[(String, Value)],
+    key: &'static str,
+) -> Result<Option<f64>, MessageError> {
     match get(m, key) {
         None => Ok(None),
         Some(v) => v.as_f64().map(Some).ok_or(wrong(key, "a number")),

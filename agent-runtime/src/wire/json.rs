@@ -53,11 +53,9 @@ pub fn from_json(json: &Json) -> Value {
         }
         Json::String(s) => Value::Str(s.clone()),
         Json::Array(items) => Value::Array(items.iter().map(from_json).collect()),
-        Json::Object(map) => Value::Map(
-            map.iter()
-                .map(|(k, v)| (k.clone(), from_json(v)))
-                .collect(),
-        ),
+        Json::Object(map) => {
+            Value::Map(map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
+        }
     }
 }
 
@@ -215,7 +213,12 @@ mod tests {
         let v = Value::map([
             (
                 "a",
-                Value::Array(vec![Value::Int(1), Value::from("x\n"), Value::Nil, Value::Bool(true)]),
+                Value::Array(vec![
+                    Value::Int(1),
+                    Value::from("x\n"),
+                    Value::Nil,
+                    Value::Bool(true),
+                ]),
             ),
             ("b", Value::from("é😀")),
             ("c", Value::Float(0.5)),
@@ -230,10 +233,16 @@ mod tests {
     fn json_round_trip_keeps_order() {
         let v = Value::map([
             ("z", Value::Int(-1)),
-            ("a", Value::Array(vec![Value::Nil, Value::Float(0.5), Value::UInt(u64::MAX)])),
+            (
+                "a",
+                Value::Array(vec![Value::Nil, Value::Float(0.5), Value::UInt(u64::MAX)]),
+            ),
         ]);
         let j = to_json(&v);
-        assert_eq!(j.to_string(), r#"{"z":-1,"a":[null,0.5,18446744073709551615]}"#);
+        assert_eq!(
+            j.to_string(),
+            r#"{"z":-1,"a":[null,0.5,18446744073709551615]}"#
+        );
         assert_eq!(from_json(&j), v);
         assert_eq!(to_json(&Value::Bin(vec![1, 2])), serde_json::json!([1, 2]));
         assert_eq!(to_json(&Value::Float(f64::NAN)), Json::Null);

@@ -180,7 +180,9 @@ impl LobbyStatus {
 /// Whether any credential exceeds the browser authority's caps (JS character counts).
 fn oversize(jwt: &Option<String>, assertion: &Option<String>, credit: &Option<String>) -> bool {
     let over = |s: &Option<String>, max: usize| s.as_deref().is_some_and(|s| js_len(s) > max);
-    over(jwt, MAX_TOKEN_CHARS) || over(assertion, MAX_ASSERTION_CHARS) || over(credit, MAX_TOKEN_CHARS)
+    over(jwt, MAX_TOKEN_CHARS)
+        || over(assertion, MAX_ASSERTION_CHARS)
+        || over(credit, MAX_TOKEN_CHARS)
 }
 
 /// `name || 'Guest'`.
@@ -332,7 +334,9 @@ impl CallMember {
             name: name_or_guest(opt_str(m, "name")?),
             cam: bool_or_false(m, "cam")?,
             avatar: opt_string(m, "avatar")?.unwrap_or_default(),
-            meta: get(m, "meta").filter(|v| matches!(v, Value::Map(_))).cloned(),
+            meta: get(m, "meta")
+                .filter(|v| matches!(v, Value::Map(_)))
+                .cloned(),
         })
     }
 }
@@ -451,7 +455,12 @@ impl EngineInfo {
         }
         e.push((
             "f".to_owned(),
-            Value::Array(self.features.iter().map(|f| Value::from(f.as_str())).collect()),
+            Value::Array(
+                self.features
+                    .iter()
+                    .map(|f| Value::from(f.as_str()))
+                    .collect(),
+            ),
         ));
         Value::Map(e)
     }

@@ -100,14 +100,23 @@ impl TestBroker {
                     ..BrokerOptions::default()
                 };
                 let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                let (handle, task) = Broker::bind(addr, opts).await.expect("bind embedded broker");
+                let (handle, task) = Broker::bind(addr, opts)
+                    .await
+                    .expect("bind embedded broker");
                 Running::Embedded { handle, task }
             }
             Backend::Npm => {
                 let script = peer_server_script();
                 let mut child = tokio::process::Command::new("node")
                     .arg(&script)
-                    .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--path", "/"])
+                    .args([
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        &port.to_string(),
+                        "--path",
+                        "/",
+                    ])
                     .args(["--expire_timeout", &timings.expire.as_millis().to_string()])
                     .args(["--alive_timeout", &timings.alive.as_millis().to_string()])
                     .stdin(Stdio::null())
@@ -194,7 +203,10 @@ pub(crate) fn quick_opts() -> ConnectOptions {
 }
 
 /// The next event, or a panic after `secs` seconds.
-pub(crate) async fn next_event(rx: &mut mpsc::Receiver<SignalingEvent>, secs: u64) -> SignalingEvent {
+pub(crate) async fn next_event(
+    rx: &mut mpsc::Receiver<SignalingEvent>,
+    secs: u64,
+) -> SignalingEvent {
     match tokio::time::timeout(Duration::from_secs(secs), rx.recv()).await {
         Ok(Some(ev)) => ev,
         Ok(None) => panic!("event stream ended"),
@@ -250,11 +262,14 @@ pub(crate) async fn raw_next_text(ws: &mut RawWs, secs: u64) -> Option<String> {
 
 /// Sends a text frame on a raw socket.
 pub(crate) async fn raw_send(ws: &mut RawWs, text: &str) {
-    ws.send(Message::Text(text.to_owned())).await.expect("raw send");
+    ws.send(Message::Text(text.to_owned()))
+        .await
+        .expect("raw send");
 }
 
 /// Runs a test body against both brokers: `both_brokers!(name, …)` expects
 /// `async fn name(backend: Backend)` and generates `name::embedded` and `name::npm_peer`.
+#[allow(unused_macros)]
 macro_rules! both_brokers {
     ($($name:ident),* $(,)?) => {
         $(

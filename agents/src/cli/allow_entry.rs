@@ -42,20 +42,34 @@ pub(crate) fn parse_caps(spec: &str) -> Result<Grant, CliError> {
             Some((list, name)) => (Some(list.trim()), name.trim()),
             None => (None, item),
         };
-        let cap = Capability::from_name(name)
-            .ok_or_else(|| CliError::new(exit::UNKNOWN_CAPABILITY, format!("unknown capability {name:?}")))?;
+        let cap = Capability::from_name(name).ok_or_else(|| {
+            CliError::new(
+                exit::UNKNOWN_CAPABILITY,
+                format!("unknown capability {name:?}"),
+            )
+        })?;
         match list {
             None => {}
             Some("perceive") if cap.is_perceive() => {}
             Some("act") if cap.is_act() => {}
             Some(other @ ("perceive" | "act")) => {
-                return Err(CliError::new(exit::UNKNOWN_CAPABILITY, format!("{name} is not a {other} capability")));
+                return Err(CliError::new(
+                    exit::UNKNOWN_CAPABILITY,
+                    format!("{name} is not a {other} capability"),
+                ));
             }
             Some(other) => {
-                return Err(CliError::new(exit::USAGE, format!("unknown list {other:?} (use perceive: or act:)")));
+                return Err(CliError::new(
+                    exit::USAGE,
+                    format!("unknown list {other:?} (use perceive: or act:)"),
+                ));
             }
         }
-        let target = if cap.is_perceive() { &mut grant.perceive } else { &mut grant.act };
+        let target = if cap.is_perceive() {
+            &mut grant.perceive
+        } else {
+            &mut grant.act
+        };
         if !target.contains(&cap) {
             target.push(cap);
         }
@@ -68,7 +82,10 @@ impl RunCommand for AllowEntryArgs {
         let key = load_public_key(&self.key)?;
         let caps = self.caps.as_deref().map(parse_caps).transpose()?;
         // The entry is JSON either way; one line so it pastes cleanly.
-        println!("{}", agent_entry_for(&key, caps.as_ref(), self.label.as_deref()));
+        outln!(
+            "{}",
+            agent_entry_for(&key, caps.as_ref(), self.label.as_deref())
+        );
         Ok(())
     }
 }
@@ -80,10 +97,19 @@ mod tests {
     #[test]
     fn caps_parsing() {
         let g = parse_caps("perceive:read-chat, act:send-chat,read-roster,read-chat").unwrap();
-        assert_eq!(g.perceive, vec![Capability::ReadChat, Capability::ReadRoster]);
+        assert_eq!(
+            g.perceive,
+            vec![Capability::ReadChat, Capability::ReadRoster]
+        );
         assert_eq!(g.act, vec![Capability::SendChat]);
-        assert_eq!(parse_caps("perceive:send-chat").unwrap_err().code, exit::UNKNOWN_CAPABILITY);
-        assert_eq!(parse_caps("read-minds").unwrap_err().code, exit::UNKNOWN_CAPABILITY);
+        assert_eq!(
+            parse_caps("perceive:send-chat").unwrap_err().code,
+            exit::UNKNOWN_CAPABILITY
+        );
+        assert_eq!(
+            parse_caps("read-minds").unwrap_err().code,
+            exit::UNKNOWN_CAPABILITY
+        );
         assert_eq!(parse_caps("see:read-chat").unwrap_err().code, exit::USAGE);
         assert_eq!(parse_caps("").unwrap(), Grant::empty());
     }

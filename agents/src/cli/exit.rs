@@ -74,7 +74,10 @@ pub(crate) struct CliError {
 impl CliError {
     /// An error with `code`.
     pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
-        CliError { code, message: message.into() }
+        CliError {
+            code,
+            message: message.into(),
+        }
     }
 
     /// An I/O error about `path`.
@@ -84,7 +87,10 @@ impl CliError {
 
     /// A malformed key file.
     pub(crate) fn key(path: &std::path::Path, err: &KeyError) -> Self {
-        CliError::new(MALFORMED_KEY, format!("{}: malformed key: {err}", path.display()))
+        CliError::new(
+            MALFORMED_KEY,
+            format!("{}: malformed key: {err}", path.display()),
+        )
     }
 
     /// The exit code as a process status.
@@ -113,9 +119,9 @@ pub(crate) fn manifest_code(e: &ManifestError) -> u8 {
         ManifestError::UnknownCapability { .. } => UNKNOWN_CAPABILITY,
         ManifestError::LaneWithoutDestination { .. } => NO_DESTINATION,
         ManifestError::InsecureEndpoint { .. } => INSECURE_ENDPOINT,
-        ManifestError::MissingEgress(_) | ManifestError::UndeclaredEgress(_) | ManifestError::BadEgress(_) => {
-            EGRESS_MISMATCH
-        }
+        ManifestError::MissingEgress(_)
+        | ManifestError::UndeclaredEgress(_)
+        | ManifestError::BadEgress(_) => EGRESS_MISMATCH,
         _ => INVALID_MANIFEST,
     }
 }
@@ -129,9 +135,13 @@ impl From<ManifestError> for CliError {
 impl From<SignedManifestError> for CliError {
     fn from(e: SignedManifestError) -> Self {
         let code = match &e {
-            SignedManifestError::BadSignature | SignedManifestError::KidMismatch { .. } => BAD_SIGNATURE,
+            SignedManifestError::BadSignature | SignedManifestError::KidMismatch { .. } => {
+                BAD_SIGNATURE
+            }
             SignedManifestError::WrongKey { .. } => WRONG_KEY,
-            SignedManifestError::Expired { .. } | SignedManifestError::NotYetValid { .. } => EXPIRED,
+            SignedManifestError::Expired { .. } | SignedManifestError::NotYetValid { .. } => {
+                EXPIRED
+            }
             SignedManifestError::Invalid(inner) => manifest_code(inner),
             _ => MALFORMED_TOKEN,
         };
@@ -146,8 +156,22 @@ mod tests {
     #[test]
     fn codes_are_distinct() {
         let mut all = vec![
-            OK, INTERNAL, USAGE, IO, EXISTS, BAD_SIGNATURE, WRONG_KEY, EXPIRED, INVALID_MANIFEST, MALFORMED_KEY,
-            MALFORMED_TOKEN, UNKNOWN_CAPABILITY, NO_DESTINATION, INSECURE_ENDPOINT, EGRESS_MISMATCH, BAD_LINK,
+            OK,
+            INTERNAL,
+            USAGE,
+            IO,
+            EXISTS,
+            BAD_SIGNATURE,
+            WRONG_KEY,
+            EXPIRED,
+            INVALID_MANIFEST,
+            MALFORMED_KEY,
+            MALFORMED_TOKEN,
+            UNKNOWN_CAPABILITY,
+            NO_DESTINATION,
+            INSECURE_ENDPOINT,
+            EGRESS_MISMATCH,
+            BAD_LINK,
             ROOM_MANIFEST,
         ];
         let n = all.len();

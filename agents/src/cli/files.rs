@@ -16,11 +16,19 @@ pub(crate) fn read_text(path: &Path) -> Result<String, CliError> {
 
 /// Write `contents` to `path`, refusing to replace an existing file unless `force`. With
 /// `private`, the file is created with mode 0600 (and reset to 0600 when replaced).
-pub(crate) fn write_file(path: &Path, contents: &str, force: bool, private: bool) -> Result<(), CliError> {
+pub(crate) fn write_file(
+    path: &Path,
+    contents: &str,
+    force: bool,
+    private: bool,
+) -> Result<(), CliError> {
     if !force && path.exists() {
         return Err(CliError::new(
             exit::EXISTS,
-            format!("{} already exists (pass --force to replace it)", path.display()),
+            format!(
+                "{} already exists (pass --force to replace it)",
+                path.display()
+            ),
         ));
     }
     let mut opts = fs::OpenOptions::new();
@@ -34,11 +42,13 @@ pub(crate) fn write_file(path: &Path, contents: &str, force: bool, private: bool
     #[cfg(unix)]
     if private {
         use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| CliError::io(path, &e))?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| CliError::io(path, &e))?;
     }
     #[cfg(not(unix))]
     let _ = private;
-    file.write_all(contents.as_bytes()).map_err(|e| CliError::io(path, &e))
+    file.write_all(contents.as_bytes())
+        .map_err(|e| CliError::io(path, &e))
 }
 
 /// Load a private JWK file.
@@ -52,16 +62,19 @@ pub(crate) fn load_public_key(path: &Path) -> Result<AgentPublicKey, CliError> {
     let text = read_text(path)?;
     match AgentPublicKey::from_jwk_str(&text) {
         Ok(k) => Ok(k),
-        Err(capability_manifest::KeyError::UnexpectedPrivate) => {
-            AgentKey::from_jwk_str(&text).map(|k| k.public().clone()).map_err(|e| CliError::key(path, &e))
-        }
+        Err(capability_manifest::KeyError::UnexpectedPrivate) => AgentKey::from_jwk_str(&text)
+            .map(|k| k.public().clone())
+            .map_err(|e| CliError::key(path, &e)),
         Err(e) => Err(CliError::key(path, &e)),
     }
 }
 
 /// The public-key file written next to a private key: `agent.jwk` → `agent.pub.jwk`.
 pub(crate) fn public_path_for(private: &Path) -> PathBuf {
-    let name = private.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = private
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let public = match name.strip_suffix(".jwk") {
         Some(stem) => format!("{stem}.pub.jwk"),
         None => format!("{name}.pub"),
@@ -71,5 +84,5 @@ pub(crate) fn public_path_for(private: &Path) -> PathBuf {
 
 /// Print a JSON value on stdout, pretty.
 pub(crate) fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

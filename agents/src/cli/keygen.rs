@@ -38,11 +38,24 @@ impl RunCommand for KeygenArgs {
         if !self.force && public_path.exists() {
             return Err(CliError::new(
                 super::exit::EXISTS,
-                format!("{} already exists (pass --force to replace it)", public_path.display()),
+                format!(
+                    "{} already exists (pass --force to replace it)",
+                    public_path.display()
+                ),
             ));
         }
-        write_file(&self.out, &format!("{}\n", key.to_jwk_string()), self.force, true)?;
-        write_file(&public_path, &format!("{}\n", key.public().to_jwk_string()), self.force, false)?;
+        write_file(
+            &self.out,
+            &format!("{}\n", key.to_jwk_string()),
+            self.force,
+            true,
+        )?;
+        write_file(
+            &public_path,
+            &format!("{}\n", key.public().to_jwk_string()),
+            self.force,
+            false,
+        )?;
         if ctx.json {
             print_json(&json!({
                 "private_key_file": self.out.display().to_string(),
@@ -51,10 +64,13 @@ impl RunCommand for KeygenArgs {
                 "public_jwk": key.public().to_jwk(),
             }));
         } else {
-            println!("private key: {} (mode 0600, keep it secret)", self.out.display());
-            println!("public key:  {}", public_path.display());
-            println!("thumbprint:  {}", key.thumbprint());
-            println!("public JWK:  {}", key.public().to_jwk_string());
+            outln!(
+                "private key: {} (mode 0600, keep it secret)",
+                self.out.display()
+            );
+            outln!("public key:  {}", public_path.display());
+            outln!("thumbprint:  {}", key.thumbprint());
+            outln!("public JWK:  {}", key.public().to_jwk_string());
         }
         Ok(())
     }

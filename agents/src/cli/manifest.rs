@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use capability_manifest::{
-    sign_manifest, verify_signed_manifest, AgentManifest, Destination, Disclosure, SignedManifest, ValidateOptions,
-    VerifyManifestOptions,
+    sign_manifest, verify_signed_manifest, AgentManifest, Destination, Disclosure, SignedManifest,
+    ValidateOptions, VerifyManifestOptions,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -97,9 +97,9 @@ impl RunCommand for InitArgs {
         match self.out {
             Some(path) => {
                 write_file(&path, text, self.force, false)?;
-                eprintln!("wrote {}; edit it, then: kibitz-agent manifest sign --key agent.jwk --in {} --out manifest.jws", path.display(), path.display());
+                errln!("wrote {}; edit it, then: kibitz-agent manifest sign --key agent.jwk --in {} --out manifest.jws", path.display(), path.display());
             }
-            None => print!("{text}"),
+            None => out!("{text}"),
         }
         Ok(())
     }
@@ -148,11 +148,13 @@ impl RunCommand for SignArgs {
         if let Some(secs) = self.expires_in {
             manifest.expires_at = Some(now.saturating_add(secs));
         }
-        let opts = ValidateOptions { allow_insecure_local: self.allow_insecure_local };
+        let opts = ValidateOptions {
+            allow_insecure_local: self.allow_insecure_local,
+        };
         let signed = sign_manifest(&manifest, &key, opts)?;
         match &self.out {
             Some(path) => write_file(path, &format!("{}\n", signed.token), self.force, false)?,
-            None if !ctx.json => println!("{}", signed.token),
+            None if !ctx.json => outln!("{}", signed.token),
             None => {}
         }
         if ctx.json {
@@ -164,9 +166,14 @@ impl RunCommand for SignArgs {
                 "out": self.out.as_ref().map(|p| p.display().to_string()),
             }));
         } else if let Some(path) = &self.out {
-            println!("signed {} {} with key {}", manifest.agent.name, manifest.agent.version, signed.key_thumbprint);
-            println!("expires: {}", expiry_text(manifest.expires_at, now));
-            println!("wrote {}", path.display());
+            outln!(
+                "signed {} {} with key {}",
+                manifest.agent.name,
+                manifest.agent.version,
+                signed.key_thumbprint
+            );
+            outln!("expires: {}", expiry_text(manifest.expires_at, now));
+            outln!("wrote {}", path.display());
         }
         Ok(())
     }
@@ -188,10 +195,17 @@ struct CheckFlags {
 
 impl CheckFlags {
     fn verify(&self, token: &str) -> Result<SignedManifest, CliError> {
-        let expected_key = self.key.as_deref().map(load_public_key).transpose()?.map(|k| k.thumbprint());
+        let expected_key = self
+            .key
+            .as_deref()
+            .map(load_public_key)
+            .transpose()?
+            .map(|k| k.thumbprint());
         let opts = VerifyManifestOptions {
             expected_key,
-            validate: ValidateOptions { allow_insecure_local: self.allow_insecure_local },
+            validate: ValidateOptions {
+                allow_insecure_local: self.allow_insecure_local,
+            },
             ..VerifyManifestOptions::at(self.now())
         };
         Ok(verify_signed_manifest(token, &opts)?)
@@ -237,7 +251,7 @@ impl RunCommand for VerifyArgs {
                 "allowed_origins": m.allowed_origins(),
             }));
         } else {
-            println!(
+            outln!(
                 "OK: {} {} by {}, signed by key {}, expires {}",
                 m.agent.name,
                 m.agent.version,
@@ -273,7 +287,9 @@ impl RunCommand for InspectArgs {
         let text = read_text(&self.file)?;
         let text = text.trim();
         let (manifest, signed) = if text.starts_with('{') {
-            let opts = ValidateOptions { allow_insecure_local: self.flags.allow_insecure_local };
+            let opts = ValidateOptions {
+                allow_insecure_local: self.flags.allow_insecure_local,
+            };
             (AgentManifest::parse_and_validate(text, opts)?, None)
         } else {
             let s = self.flags.verify(text)?;
@@ -283,7 +299,7 @@ impl RunCommand for InspectArgs {
         if ctx.json {
             print_json(&inspect_json(&manifest, signed.as_ref()));
         } else {
-            print!("{}", inspect_text(&manifest, signed.as_ref(), now));
+            out!("{}", inspect_text(&manifest, signed.as_ref(), now));
         }
         Ok(())
     }
@@ -309,7 +325,10 @@ fn inspect_text(m: &AgentManifest, signed: Option<&SignedManifest>, now: u64) ->
         out.push('\n');
     };
     let a = &m.agent;
-    line(format!("Agent:      {} {} — published by {}", a.name, a.version, a.publisher));
+    line(format!(
+        "Agent:      {} {} — published by {}",
+        a.name, a.version, a.publisher
+    ));
     if let Some(h) = &a.homepage {
         line(format!("Homepage:   {h}"));
     }
@@ -317,7 +336,10 @@ fn inspect_text(m: &AgentManifest, signed: Option<&SignedManifest>, now: u64) ->
         line(format!("About:      {d}"));
     }
     match signed {
-        Some(s) => line(format!("Signed by:  key {} (signature verified)", s.key_thumbprint)),
+        Some(s) => line(format!(
+            "Signed by:  key {} (signature verified)",
+            s.key_thumbprint
+        )),
         None => line("Signed by:  NOT SIGNED (draft JSON; sign it before publishing)".to_owned()),
     }
     if m.issued_at > 0 {
@@ -326,33 +348,68 @@ fn inspect_text(m: &AgentManifest, signed: Option<&SignedManifest>, now: u64) ->
     line(format!("Expires:    {}", expiry_text(m.expires_at, now)));
     line(format!(
         "Read-only:  {}",
-        if m.is_read_only() { "yes (asks for no act capability)" } else { "no (asks to act in the room)" }
+        if m.is_read_only() {
+            "yes (asks for no act capability)"
+        } else {
+            "no (asks to act in the room)"
+        }
     ));
     if m.leaves_machine() {
-        line(format!("Leaves this machine: YES, to {}", m.allowed_origins().join(", ")));
+        line(format!(
+            "Leaves this machine: YES, to {}",
+            m.allowed_origins().join(", ")
+        ));
     } else {
         line("Leaves this machine: NO, every lane is processed locally".to_owned());
     }
     line("Lanes:".to_owned());
     for lane in &m.lanes {
-        let need = if lane.optional { "optional" } else { "required" };
-        line(format!("  {} ({}), {need}", lane.capability, lane.capability.label()));
+        let need = if lane.optional {
+            "optional"
+        } else {
+            "required"
+        };
+        line(format!(
+            "  {} ({}), {need}",
+            lane.capability,
+            lane.capability.label()
+        ));
         line(format!("      purpose:   {}", lane.purpose));
         line(format!("      processor: {}", lane.processor));
         match &lane.destination {
             Destination::Local { model, runs_on, .. } => {
-                line(format!("      data goes: LOCAL, model {model} on {runs_on}"));
+                line(format!(
+                    "      data goes: LOCAL, model {model} on {runs_on}"
+                ));
             }
-            Destination::Remote { provider, endpoint, model, region, retention, .. } => {
-                let region = region.as_deref().map(|r| format!(" (region {r})")).unwrap_or_default();
-                line(format!("      data goes: REMOTE, {provider} model {model} at {endpoint}{region}"));
+            Destination::Remote {
+                provider,
+                endpoint,
+                model,
+                region,
+                retention,
+                ..
+            } => {
+                let region = region
+                    .as_deref()
+                    .map(|r| format!(" (region {r})"))
+                    .unwrap_or_default();
+                line(format!(
+                    "      data goes: REMOTE, {provider} model {model} at {endpoint}{region}"
+                ));
                 line(format!("      retention: {retention}"));
             }
         }
     }
-    line(format!("Requested grant: {}", m.requested_grant().to_value()));
+    line(format!(
+        "Requested grant: {}",
+        m.requested_grant().to_value()
+    ));
     if let Some(s) = signed {
-        line(format!("Roster disclosure: {}", Disclosure::from_signed(s).to_meta()));
+        line(format!(
+            "Roster disclosure: {}",
+            Disclosure::from_signed(s).to_meta()
+        ));
     }
     out
 }
@@ -404,7 +461,10 @@ mod tests {
         }
         let t = AgentManifest::from_json(TRANSCRIBER).unwrap();
         assert!(!t.leaves_machine());
-        assert_eq!(t.backend_summary(), "local whisper tiny.en + local none (names only)");
+        assert_eq!(
+            t.backend_summary(),
+            "local whisper tiny.en, speaker labels (no model)"
+        );
         let s = AgentManifest::from_json(SUMMARIZER).unwrap();
         assert!(s.leaves_machine());
         assert!(!s.is_read_only());

@@ -3,7 +3,32 @@
 //! Every subcommand is an `Args` type implementing [`RunCommand`]; the [`commands!`] list below
 //! generates the `Command` enum and its dispatch, so adding a subcommand is one line there.
 
+/// `println!` that ignores a closed stdout (e.g. piped into `head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod allow_entry;
+mod broker;
 pub(crate) mod exit;
 mod files;
 mod keygen;
@@ -38,6 +63,7 @@ Examples:
   kibitz-agent manifest verify transcriber.jws --key agent.pub.jwk
   kibitz-agent manifest inspect transcriber.jws
   kibitz-agent allow-entry --key agent.pub.jwk --caps perceive:read-chat,act:send-chat --label notes-bot
+  kibitz-agent broker --listen 127.0.0.1:9000
   kibitz-agent room verify-link --link 'https://kibitz.chat/#standup?g=google&gk=…&gm=…' --key agent.pub.jwk
 
 Exit codes: 0 ok, 2 usage, 3 io, 4 file exists, 10 bad signature, 11 wrong key, 12 expired,
@@ -73,6 +99,8 @@ commands! {
     AllowEntry(allow_entry::AllowEntryArgs),
     /// Check Kibitz room links.
     Room(room::RoomArgs),
+    /// Run the embedded PeerJS-compatible broker (loopback by default) until Ctrl-C.
+    Broker(broker::BrokerArgs),
 }
 
 /// `kibitz-agent`: honest, read-only-by-default AI agents for Kibitz calls.
@@ -93,14 +121,18 @@ pub(crate) fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(exit::USAGE) } else { ExitCode::from(exit::OK) };
+            return if e.use_stderr() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::from(exit::OK)
+            };
         }
     };
     let ctx = Ctx { json: cli.json };
     match cli.command.run(ctx) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("{e}");
+            errln!("{e}");
             e.exit_code()
         }
     }
@@ -108,7 +140,10 @@ pub(crate) fn main() -> ExitCode {
 
 /// Now, epoch seconds.
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Format epoch seconds as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -125,7 +160,12 @@ pub(crate) fn format_time(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Parse a duration like `30d`, `12h`, `90m`, `45s`, `2w` or a plain number of seconds.
@@ -135,16 +175,24 @@ pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
         Some((i, _)) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?} (try 30d, 12h, 90m)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 30d, 12h, 90m)"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("invalid duration unit in {s:?} (use s, m, h, d or w)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use s, m, h, d or w)"
+            ))
+        }
     };
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("invalid duration {s:?}"))
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("invalid duration {s:?}"))
 }
 
 #[cfg(test)]

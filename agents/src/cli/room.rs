@@ -63,17 +63,24 @@ struct VerifyLinkArgs {
 impl RunCommand for VerifyLinkArgs {
     fn run(self, ctx: Ctx) -> Result<(), CliError> {
         let agent = load_public_key(&self.key)?;
-        let link = RoomLink::parse(&self.link).map_err(|e| CliError::new(exit::BAD_LINK, format!("bad link: {e}")))?;
+        let link = RoomLink::parse(&self.link)
+            .map_err(|e| CliError::new(exit::BAD_LINK, format!("bad link: {e}")))?;
         let mode = link.gate_mode();
         if mode == GateMode::Open {
-            return Err(CliError::new(exit::BAD_LINK, "the link is an open room (no g=…): it carries no signed room manifest"));
+            return Err(CliError::new(
+                exit::BAD_LINK,
+                "the link is an open room (no g=…): it carries no signed room manifest",
+            ));
         }
         if link.enc_manifest.is_some() {
-            return Err(CliError::new(exit::BAD_LINK, "the link's manifest is sealed (ge=…) under a passphrase"));
+            return Err(CliError::new(
+                exit::BAD_LINK,
+                "the link's manifest is sealed (ge=…) under a passphrase",
+            ));
         }
-        let creator = link
-            .creator_public_key()
-            .ok_or_else(|| CliError::new(exit::BAD_LINK, "the link has no usable creator key (gk)"))?;
+        let creator = link.creator_public_key().ok_or_else(|| {
+            CliError::new(exit::BAD_LINK, "the link has no usable creator key (gk)")
+        })?;
         let token = link
             .manifest
             .as_deref()
@@ -81,11 +88,16 @@ impl RunCommand for VerifyLinkArgs {
         let room = link.room_key();
         let now = self.now.unwrap_or_else(now_secs);
         let manifest = verify_room_manifest(token, &creator, &room, now, mode.manifest_mode())
-            .map_err(|e| CliError::new(exit::ROOM_MANIFEST, format!("room manifest refused: {e}")))?;
+            .map_err(|e| {
+                CliError::new(exit::ROOM_MANIFEST, format!("room manifest refused: {e}"))
+            })?;
         let Some((index, entry)) = manifest.find_agent(&agent) else {
             return Err(CliError::new(
                 exit::WRONG_KEY,
-                format!("room {room:?} does not allow-list key {}", agent.thumbprint()),
+                format!(
+                    "room {room:?} does not allow-list key {}",
+                    agent.thumbprint()
+                ),
             ));
         };
         if ctx.json {
@@ -104,14 +116,14 @@ impl RunCommand for VerifyLinkArgs {
                 Some(c) => c.to_value().to_string(),
                 None => "none (peers apply Kibitz's read-only agent default)".to_owned(),
             };
-            println!(
+            outln!(
                 "OK: room {room} ({} gate, manifest expires {}) allow-lists key {} as entry {index}{}",
                 mode.as_str(),
                 format_time(manifest.exp),
                 agent.thumbprint(),
                 entry.label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default()
             );
-            println!("caps: {caps}");
+            outln!("caps: {caps}");
         }
         Ok(())
     }

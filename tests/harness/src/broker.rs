@@ -76,7 +76,10 @@ impl PeerJsServer {
                     self.log().join("\n")
                 );
             }
-            if tokio::net::TcpStream::connect((HOST, self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect((HOST, self.port))
+                .await
+                .is_ok()
+            {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {

@@ -76,6 +76,11 @@ pub struct PeerOptions {
     pub audio: Option<PathBuf>,
     /// Send `cap` and accept/dial the `bulk` link (default true, like Kibitz).
     pub bulk: bool,
+    /// Re-broadcast held public chat lines on membership changes (default true, like Kibitz).
+    pub replay_chat: bool,
+    /// Signal only 127.0.0.1 ICE candidates (default true); false = every candidate, like a
+    /// real browser.
+    pub loopback_only: bool,
 }
 
 impl PeerOptions {
@@ -91,6 +96,8 @@ impl PeerOptions {
             meta: None,
             audio: None,
             bulk: true,
+            replay_chat: true,
+            loopback_only: true,
         }
     }
 
@@ -130,6 +137,8 @@ impl PeerOptions {
         o.insert("lobby".into(), self.lobby.into());
         o.insert("cryptoHost".into(), self.crypto_host.into());
         o.insert("bulk".into(), self.bulk.into());
+        o.insert("replayChat".into(), self.replay_chat.into());
+        o.insert("loopbackOnly".into(), self.loopback_only.into());
         if let Some(meta) = &self.meta {
             o.insert("meta".into(), meta.clone());
         }
@@ -167,16 +176,24 @@ pub struct Browser {
     child: Option<Child>,
     next_id: AtomicU64,
     opts: BrowserOptions,
+    /// Chromium profiles live here; removed after the harness is gone (field order).
+    _profiles: tempfile::TempDir,
 }
 
 impl Browser {
     /// Start `node tests/js/harness.mjs` and wait until Chromium is up.
     pub async fn launch(opts: BrowserOptions) -> Result<Self> {
         let (node, chromium) = paths::check_browser_prereqs(opts.chromium.as_deref())?;
+        let profiles = tempfile::Builder::new()
+            .prefix("kbz-browser-")
+            .tempdir()
+            .context("creating a temp dir for Chromium profiles")?;
         let mut cmd = Command::new(node);
         cmd.arg("harness.mjs")
             .arg("--chromium")
             .arg(&chromium)
+            .arg("--profile-root")
+            .arg(profiles.path())
             .current_dir(paths::js_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -202,9 +219,13 @@ impl Browser {
             child: Some(child),
             next_id: AtomicU64::new(1),
             opts,
+            _profiles: profiles,
         };
         let ready = browser
-            .wait_event(|e| e.ev == "ready" || e.ev == "fatal", browser.opts.launch_timeout)
+            .wait_event(
+                |e| e.ev == "ready" || e.ev == "fatal",
+                browser.opts.launch_timeout,
+            )
             .await
             .map_err(|e| anyhow!("{e:#}\n{}", paths::INSTALL_HINT))?;
         if ready.ev == "fatal" {
@@ -235,7 +256,9 @@ impl Browser {
         line.push('\n');
         {
             let mut stdin = self.stdin.lock().await;
-            let pipe = stdin.as_mut().context("browser harness already shut down")?;
+            let pipe = stdin
+                .as_mut()
+                .context("browser harness already shut down")?;
             if let Err(e) = pipe.write_all(line.as_bytes()).await {
                 self.lock_pending().remove(&id);
                 return Err(anyhow!(e).context(self.diagnostics("writing to the browser harness")));
@@ -244,7 +267,9 @@ impl Browser {
         }
         let reply = match tokio::time::timeout(self.opts.command_timeout, rx).await {
             Ok(Ok(v)) => v,
-            Ok(Err(_)) => bail!(self.diagnostics(&format!("browser harness exited during `{cmd}`"))),
+            Ok(Err(_)) => {
+                bail!(self.diagnostics(&format!("browser harness exited during `{cmd}`")))
+            }
             Err(_) => {
                 self.lock_pending().remove(&id);
                 bail!(self.diagnostics(&format!(
@@ -271,7 +296,12 @@ impl Browser {
             .command("open", args)
             .await
             .with_context(|| format!("opening browser peer {peer}"))?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         Ok(Opened {
             voice_id: s("voiceId"),
             presence_id: s("presenceId"),
@@ -287,7 +317,8 @@ impl Browser {
 
     /// Authority `peer` denies a knock, by knock name or connection id.
     pub async fn deny(&self, peer: &str, who: &str) -> Result<Value> {
-        self.command("deny", json!({ "peer": peer, "who": who })).await
+        self.command("deny", json!({ "peer": peer, "who": who }))
+            .await
     }
 
     /// `peer` broadcasts a chat line (to the members it lets `read-chat`). The answer
@@ -321,7 +352,8 @@ impl Browser {
 
     /// Authority `peer` locks or unlocks the room.
     pub async fn lock(&self, peer: &str, on: bool) -> Result<Value> {
-        self.command("lock", json!({ "peer": peer, "on": on })).await
+        self.command("lock", json!({ "peer": peer, "on": on }))
+            .await
     }
 
     /// Authority `peer` removes a member (voiceId or name).

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 /// What to tell the user when a prerequisite is missing.
-pub const INSTALL_HINT: &str = "run scripts/install-test-deps.sh (installs chromium, espeak-ng, sox and the npm test modules)";
+pub const INSTALL_HINT: &str =
+    "run scripts/install-test-deps.sh (installs chromium, espeak-ng, sox and the npm test modules)";
 
 /// The workspace root (`$KBZ_REPO_ROOT` if set, else two levels above this crate).
 pub fn repo_root() -> PathBuf {

@@ -5,6 +5,7 @@
 
 import { joinRoom, keepAlive, makePeer, normalizeRoom } from './room.js'
 import { createMesh } from './mesh.js'
+import { capsMsg, chatMsg } from './wire.js'
 import {
   canAct,
   canPerceive,
@@ -75,6 +76,7 @@ async function open(o) {
   const avatar = o.avatar ?? ''
   const cam = !!o.cam
   const meta = { ...(o.meta && typeof o.meta === 'object' ? o.meta : {}), '~kbz': ENGINE }
+  window.kbzLoopbackOnly = o.loopbackOnly !== false
 
   // The media peer first: our voiceId must be live before we announce it.
   const media = makePeer(undefined, o.broker)
@@ -95,6 +97,8 @@ async function open(o) {
     seenMids: new Set(),
     dupes: 0,
     ownLines: [],
+    heldLines: [],
+    recvSeq: 0,
     seq: 0,
     knocks: [],
     lastRosterKey: '',
@@ -114,7 +118,7 @@ async function open(o) {
 
   const broadcastCaps = () => {
     if (!s.authority) return // only the authority distributes
-    s.mesh.broadcastRaw({ k: 'caps', grants: Object.fromEntries(s.overrides) })
+    s.mesh.broadcastRaw(capsMsg(Object.fromEntries(s.overrides)))
   }
 
   const onCaps = (from, msg) => {
@@ -127,7 +131,7 @@ async function open(o) {
     const grants = msg.grants && typeof msg.grants === 'object' ? msg.grants : {}
     if (accepted) {
       s.overrides = new Map(Object.entries(grants).map(([id, g]) => [id, sanitizeGrant(g)]))
-      mediaHooks.onGrantsChanged?.()
+      s.hooks.onGrantsChanged?.()
     }
     const key = JSON.stringify([accepted, grants])
     if (s.lastCapsKey.get(from) !== key) {
@@ -155,14 +159,29 @@ async function open(o) {
       if (typeof data.text !== 'string') return
       const text = data.text.slice(0, CHAT_MAX_LEN).trim()
       if (!text) return
+      const name = memberOf(from)?.name ?? 'Guest'
+      if (data.dm) {
+        // Private and never replayed: shown as it comes.
+        emit({ type: 'chat', from, name, text, mid: data.mid, dm: true, ts: data.ts, label })
+        return
+      }
+      // Public lines are merged by mid. A live line's mid must be sender-scoped; a replayed
+      // line (carrying `from`/`name`) keeps its author's mid and is shown under that author.
+      const replay = typeof data.from === 'string' && data.from !== ''
       const ts = typeof data.ts === 'number' ? data.ts : Date.now()
-      const mid = typeof data.mid === 'string' && data.mid.startsWith(`${from}#`) ? data.mid : `${from}#t${ts}`
+      let mid = typeof data.mid === 'string' ? data.mid : ''
+      if (!mid || (!replay && !mid.startsWith(`${from}#`))) mid = `${from}#r${++s.recvSeq}`
       if (s.seenMids.has(mid)) {
         s.dupes += 1
         return
       }
       s.seenMids.add(mid)
-      emit({ type: 'chat', from, name: memberOf(from)?.name ?? 'Guest', text, mid, dm: data.dm === true, ts, label })
+      const author = replay ? data.from : from
+      const authorName = replay
+        ? memberOf(author)?.name ?? (typeof data.name === 'string' ? data.name : 'Guest')
+        : name
+      s.heldLines.push({ k: 'chat', text, mid, ts, from: author, name: authorName })
+      emit({ type: 'chat', from: author, name: authorName, text, mid, dm: false, ts, label, via: replay ? from : undefined })
       return
     }
     if (k === 'app') {
@@ -172,13 +191,25 @@ async function open(o) {
     emit({ type: 'content', from, kind: k })
   }
 
-  s.mesh = createMesh({ peer: media, selfId: voiceId, emit, onContent, hooks: mediaHooks, bulk: o.bulk !== false })
+  // Media plugs in here: `o.media` names a page module (e.g. 'media.js') whose
+  // `createMedia(ctx)` returns the hooks documented in mesh.js (NO_MEDIA).
+  let hooks = mediaHooks
+  if (o.media) {
+    if (!/^[a-z0-9-]+\.js$/.test(o.media)) throw new Error(`bad media module name ${o.media}`)
+    const mod = await import(`./${o.media}`)
+    hooks = mod.createMedia({ voiceId, emit, grantOf, canPerceive, session: s, options: o.mediaOptions ?? {} })
+  }
+  s.hooks = hooks
+  s.mesh = createMesh({ peer: media, selfId: voiceId, emit, onContent, hooks, bulk: o.bulk !== false })
 
-  const rebroadcastOwnLines = () => {
-    for (const line of s.ownLines) {
-      for (const m of s.members) {
-        if (m.id !== voiceId && canPerceive(grantOf(m.id), 'read-chat')) s.mesh.sendContent(m.id, line)
-      }
+  // Late-joiner sync: on a membership change, re-broadcast the public lines we hold —
+  // our own as sent, others' with their author's `from`/`name` (receivers dedupe by mid).
+  const rebroadcastLines = () => {
+    if (o.replayChat === false) return
+    const lines = [...s.ownLines, ...s.heldLines]
+    for (const m of s.members) {
+      if (m.id === voiceId || !canPerceive(grantOf(m.id), 'read-chat')) continue
+      for (const line of lines) s.mesh.sendContent(m.id, line)
     }
   }
 
@@ -205,8 +236,8 @@ async function open(o) {
       s.mesh.plan(members)
       const ids = members.map((m) => m.id).sort().join(',')
       if (ids !== prevIds) {
-        rebroadcastOwnLines()
-        mediaHooks.onGrantsChanged?.()
+        rebroadcastLines()
+        s.hooks.onGrantsChanged?.()
       }
       if (s.overrides.size > 0) broadcastCaps()
       const key = JSON.stringify([members, s.hostId, s.lobby, s.locked])
@@ -319,12 +350,12 @@ function chat({ text, to }) {
     const m = resolveMember(s, to)
     const g = s.api.grantOf(m.id)
     if (canPerceive(g, 'receive-directed') && canPerceive(g, 'read-chat')) {
-      s.mesh.sendContent(m.id, { k: 'chat', text: body, dm: true, mid, ts })
+      s.mesh.sendContent(m.id, chatMsg({ text: body, dm: true, mid, ts }))
       sent.push(m.id)
     } else withheld.push(m.id)
     return { mid, sent, withheld }
   }
-  const line = { k: 'chat', text: body, mid, ts }
+  const line = chatMsg({ text: body, mid, ts })
   s.ownLines.push(line)
   for (const m of s.members) {
     if (m.id === s.voiceId) continue
@@ -347,7 +378,7 @@ function grant({ target, grant: g }) {
   s.api.audit(id, 'granted', grantDetail(clean))
   emit({ type: 'granted', id, grant: clean })
   s.api.broadcastCaps()
-  mediaHooks.onGrantsChanged?.()
+  s.hooks.onGrantsChanged?.()
   return { id, grant: clean, distributed: s.authority }
 }
 

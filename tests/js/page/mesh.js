@@ -3,6 +3,8 @@
 // `k`) is handed to `onContent`; media control (`m-*`, `mh-dead`) to the media hooks.
 // Spec: kibitz-wire.md §5.1–§5.3, §6.5 (mh).
 
+import { BYE, CAP, mhMsg } from './wire.js'
+
 /** Timings of the current build (wire §13). */
 export const MESH_TIMING = {
   HEARTBEAT_MS: 2000,
@@ -63,7 +65,7 @@ export function createMesh({ peer, selfId, emit, onContent, hooks = NO_MEDIA, bu
       l.lastRecv = Date.now()
       emit({ type: 'link', remote: id, state: 'open', label: role, initiator })
       if (role === 'sig') {
-        if (bulk) send(conn, { t: 'cap', bulk: 1 })
+        if (bulk) send(conn, CAP)
         hooks.onSigOpen?.(id, api)
       }
       const q = l.queue
@@ -204,7 +206,7 @@ export function createMesh({ peer, selfId, emit, onContent, hooks = NO_MEDIA, bu
     for (const [id, l] of links) {
       if (isOpen(l.sig)) {
         const h = hooks.health?.(id) ?? { v: 0, a: 0, ov: 0, oa: 0 }
-        send(l.sig, { t: 'mh', v: h.v, a: h.a, ov: h.ov, oa: h.oa })
+        send(l.sig, mhMsg(h))
         hooks.onTick?.(id, api)
         // Dead-but-open: the dialler re-dials, bounded.
         if (l.dialled && now - l.lastRecv > MESH_TIMING.SIG_DEAD_MS && l.recover < MESH_TIMING.MAX_RECOVER) {
@@ -255,12 +257,14 @@ export function createMesh({ peer, selfId, emit, onContent, hooks = NO_MEDIA, bu
         health: l.health,
       })),
     isOpen: (id) => isOpen(links.get(id)?.sig),
+    /** The PeerJS DataConnection for `id` (`'sig'` or `'bulk'`), for diagnostics and media. */
+    conn: (id, role = 'sig') => links.get(id)?.[role] ?? null,
     /** Graceful leave: `bye` on every open sig, close 250 ms later. */
     bye: () =>
       new Promise((resolve) => {
         closed = true
         clearInterval(heartbeat)
-        for (const l of links.values()) if (isOpen(l.sig)) send(l.sig, { t: 'bye' })
+        for (const l of links.values()) if (isOpen(l.sig)) send(l.sig, BYE)
         setTimeout(() => {
           for (const id of [...links.keys()]) drop(id)
           resolve()

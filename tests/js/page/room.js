@@ -2,6 +2,8 @@
 // ping/reap) and the participant (knock, voice, ping, authority-silence migration).
 // Spec: kibitz-wire.md §2.3, §2.4, §4; kibitz-agents.md §0.3, §6.1.
 
+import { KICK, LEAVE, PING, RESET, knockMsg, lobbyMsg, memberOf, rosterMsg as rosterWire, voiceMsg } from './wire.js'
+
 const PREFIX = 'kbz-v1-'
 
 /** Timings of the current build (wire §13). */
@@ -179,7 +181,7 @@ function connectToRoom(room, broker) {
     lastTick = now
     if (!conn || !conn.open) return
     try {
-      conn.send({ t: 'ping' })
+      conn.send(PING)
     } catch {
       /* ignore */
     }
@@ -268,7 +270,7 @@ function connectToRoom(room, broker) {
       clearOpen()
       clearInterval(heartbeat)
       try {
-        if (conn && conn.open) conn.send({ t: 'leave' })
+        if (conn && conn.open) conn.send(LEAVE)
       } catch {
         /* ignore */
       }
@@ -337,7 +339,7 @@ export function joinRoom(room, opts, cb) {
     const roster = () => [...members.values()].map((s) => s.member)
     const rosterMsg = () => {
       lastHostId = verifiedHostId
-      return { t: 'roster', members: roster(), lobby: lobbyOn, host: verifiedHostId, locked }
+      return rosterWire({ members: roster(), lobby: lobbyOn, host: verifiedHostId, locked })
     }
     const fanout = (msg) => {
       if (!lobbyOn) return transport.broadcast(msg)
@@ -347,7 +349,7 @@ export function joinRoom(room, opts, cb) {
       const wasPending = pending.delete(id)
       admitted.add(id)
       if (info.token) admittedTokens.add(info.token)
-      transport.send(id, { t: 'lobby', status: 'admitted' })
+      transport.send(id, lobbyMsg('admitted'))
       transport.send(id, rosterMsg())
       if (wasPending) emitKnocks()
     }
@@ -357,7 +359,7 @@ export function joinRoom(room, opts, cb) {
       if (silent) return admitNow(id, info)
       const prev = pending.get(id)
       pending.set(id, info)
-      if (!prev) transport.send(id, { t: 'lobby', status: 'waiting' })
+      if (!prev) transport.send(id, lobbyMsg('waiting'))
       if (!prev || prev.name !== info.name || prev.avatar !== info.avatar) emitKnocks()
     }
     const broadcast = () => {
@@ -380,12 +382,12 @@ export function joinRoom(room, opts, cb) {
       const ident = msg.t === 'voice' || msg.t === 'knock' ? { token: msg.token, voiceId: msg.voiceId } : undefined
       if (kickedConns.has(id) || (ident && isKicked(ident))) {
         kickedConns.add(id)
-        transport.send(id, { t: 'kick' })
+        transport.send(id, KICK)
         return
       }
       if (msg.t === 'mod') return // no committed host key in the test page: every mod is dropped
       if (locked && (msg.t === 'knock' || (msg.t === 'voice' && msg.on)) && lockedOut(ident)) {
-        transport.send(id, { t: 'lobby', status: 'locked' })
+        transport.send(id, lobbyMsg('locked'))
         return
       }
       const info = () => ({
@@ -405,16 +407,7 @@ export function joinRoom(room, opts, cb) {
       if (msg.t === 'voice') {
         if (msg.on && msg.voiceId) {
           if (msg.token) for (const [k, v] of members) if (k !== id && v.token === msg.token) members.delete(k)
-          members.set(id, {
-            member: {
-              id: msg.voiceId,
-              name: msg.name || 'Guest',
-              cam: !!msg.cam,
-              avatar: msg.avatar ?? '',
-              meta: msg.meta ?? undefined,
-            },
-            token: msg.token ?? undefined,
-          })
+          members.set(id, { member: memberOf(msg), token: msg.token ?? undefined })
           if (msg.token) seenTokens.add(msg.token)
           seenVoiceIds.add(msg.voiceId)
         } else {
@@ -448,7 +441,7 @@ export function joinRoom(room, opts, cb) {
       setTimeout(() => void loop(), TIMING.RECLAIM_DELAY_MS)
     })
     const heartbeat = setInterval(() => {
-      transport.broadcast({ t: 'ping' })
+      transport.broadcast(PING)
       const now = Date.now()
       const gap = now - lastTick
       lastTick = now
@@ -470,7 +463,7 @@ export function joinRoom(room, opts, cb) {
 
     sendSelf = (on, cam, name, avatar, voiceId, meta) => {
       if (on && voiceId) {
-        members.set(SELF_KEY, { member: { id: voiceId, name: name || 'Guest', cam, avatar, meta } })
+        members.set(SELF_KEY, { member: memberOf({ voiceId, name, cam, avatar, meta }) })
         // A key-tier host that is also the coordinator proves itself with a self-injected
         // `claim`: it becomes the verified host.
         if (opts.claimHost && !verifiedHostId) {
@@ -503,7 +496,7 @@ export function joinRoom(room, opts, cb) {
         lastLockedOn = locked
         broadcast()
       },
-      reset: () => fanout({ t: 'reset' }),
+      reset: () => fanout(RESET),
       knocks: () => [...pending].map(([id, p]) => ({ id, name: p.name, avatar: p.avatar })),
       admit: (pid) => {
         const info = pending.get(pid)
@@ -514,7 +507,7 @@ export function joinRoom(room, opts, cb) {
       deny: (pid) => {
         const had = pending.delete(pid)
         if (had) emitKnocks()
-        transport.send(pid, { t: 'lobby', status: 'denied' })
+        transport.send(pid, lobbyMsg('denied'))
         return had
       },
       remove: (memberId) => {
@@ -530,7 +523,7 @@ export function joinRoom(room, opts, cb) {
         }
         if (target !== undefined) {
           kickedConns.add(target)
-          transport.send(target, { t: 'kick' })
+          transport.send(target, KICK)
           members.delete(target)
           admitted.delete(target)
           if (pending.delete(target)) emitKnocks()
@@ -556,16 +549,14 @@ export function joinRoom(room, opts, cb) {
     transport.onPresenceId((id) => cb.role?.(false, id))
     let waiting = false
     sendKnock = () =>
-      transport.send({
-        t: 'knock',
-        name: opts.knockName || lastSelf?.[2] || 'Guest',
-        avatar: lastSelf?.[3] || '',
-        token,
-        voiceId: lastSelf?.[4],
-        jwt: undefined,
-        agentAssertion: undefined,
-        agentCredit: undefined,
-      })
+      transport.send(
+        knockMsg({
+          name: opts.knockName || lastSelf?.[2] || 'Guest',
+          avatar: lastSelf?.[3] || '',
+          token,
+          voiceId: lastSelf?.[4],
+        }),
+      )
     transport.onOpen(() => {
       sendKnock?.()
       if (lastSelf) sendSelf?.(...lastSelf)
@@ -599,19 +590,7 @@ export function joinRoom(room, opts, cb) {
       setTimeout(() => void loop(), TIMING.RECLAIM_DELAY_MS)
     })
     sendSelf = (on, cam, name, avatar, voiceId, meta) =>
-      transport.send({
-        t: 'voice',
-        on,
-        cam,
-        name: name || 'Guest',
-        avatar,
-        voiceId,
-        token,
-        meta,
-        jwt: undefined,
-        agentAssertion: undefined,
-        agentCredit: undefined,
-      })
+      transport.send(voiceMsg({ on, cam, name, avatar, voiceId, token, meta }))
     teardownRole = () => {
       sendSelf = null
       sendKnock = null
