@@ -73,8 +73,14 @@ async fn never_claim_waits_for_host_then_joins() {
         matches!(e, SessionEvent::BecameAuthority)
     })
     .await;
-    wait_for(&mut agent_ev, "knocking", 30, |e| matches!(e, SessionEvent::Knocking)).await;
-    wait_for(&mut agent_ev, "admitted", 10, |e| matches!(e, SessionEvent::Admitted)).await;
+    wait_for(&mut agent_ev, "knocking", 30, |e| {
+        matches!(e, SessionEvent::Knocking)
+    })
+    .await;
+    wait_for(&mut agent_ev, "admitted", 10, |e| {
+        matches!(e, SessionEvent::Admitted)
+    })
+    .await;
     let roster = agent.roster().unwrap();
     assert!(roster.members.iter().any(|m| m.id == host.voice_id()));
 
@@ -164,7 +170,7 @@ async fn garbage_on_a_link_is_counted_and_dropped() {
     }
 
     let garbage: Vec<Bytes> = vec![
-        // Not BinaryPack at all (undefined + trailing bytes).
+        // `undefined` (decodes, but is not a message).
         Bytes::from_static(&[0xc1, 0xc1, 0xff]),
         // Truncated string.
         Bytes::from_static(&[0xb5, b'a']),
@@ -189,14 +195,19 @@ async fn garbage_on_a_link_is_counted_and_dropped() {
         link.send(g.clone()).await.unwrap();
     }
     // Unknown content kinds are ignored (forward compatibility), not garbage.
-    link.send(Bytes::from(encode(&Value::map([("k", Value::from("hologram"))]))))
-        .await
-        .unwrap();
+    link.send(Bytes::from(encode(&Value::map([(
+        "k",
+        Value::from("hologram"),
+    )]))))
+    .await
+    .unwrap();
     // The session survives and still reads a well-formed line; a replay is deduplicated.
     let mid = format!("{raw_id}#1");
     link.send(chat("  still alive  ", &mid)).await.unwrap();
     link.send(chat("  still alive  ", &mid)).await.unwrap();
-    link.send(chat("second", &format!("{raw_id}#2"))).await.unwrap();
+    link.send(chat("second", &format!("{raw_id}#2")))
+        .await
+        .unwrap();
     let ev = wait_for(&mut agent_ev, "chat after garbage", 10, |e| {
         matches!(e, SessionEvent::Chat { .. })
     })

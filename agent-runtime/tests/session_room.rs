@@ -34,12 +34,18 @@ async fn host_admits_agent_then_chat_grant_and_kick(backend: Backend) {
     agent_opts.crypto_host = true;
     let (agent, mut agent_ev) = RoomSession::start(agent_opts).await.unwrap();
     assert_ne!(agent.voice_id(), host.voice_id());
-    assert!(!agent.grant().can_act(Capability::SendChat), "read-only by default");
+    assert!(
+        !agent.grant().can_act(Capability::SendChat),
+        "read-only by default"
+    );
 
     // Knock → waiting → admitted.
-    let knock = wait_for(&mut host_ev, "knock", 20, |e| {
-        matches!(e, SessionEvent::Knock { name, .. } if name == "Scribe")
-    })
+    let knock = wait_for(
+        &mut host_ev,
+        "knock",
+        20,
+        |e| matches!(e, SessionEvent::Knock { name, .. } if name == "Scribe"),
+    )
     .await;
     let SessionEvent::Knock { conn, .. } = knock else {
         unreachable!()
@@ -53,7 +59,10 @@ async fn host_admits_agent_then_chat_grant_and_kick(backend: Backend) {
         "no roster reaches a joiner waiting in the lobby"
     );
     host.admit(&conn).await.unwrap();
-    wait_for(&mut agent_ev, "admitted", 10, |e| matches!(e, SessionEvent::Admitted)).await;
+    wait_for(&mut agent_ev, "admitted", 10, |e| {
+        matches!(e, SessionEvent::Admitted)
+    })
+    .await;
 
     // Both rosters show the agent as an agent.
     let agent_id = agent.voice_id().to_owned();
@@ -65,7 +74,10 @@ async fn host_admits_agent_then_chat_grant_and_kick(backend: Backend) {
         .find(|m| m.id == agent_id)
         .expect("agent in its roster");
     assert_eq!(
-        me.meta.as_ref().and_then(|m| m.get("role")).and_then(|r| r.as_str()),
+        me.meta
+            .as_ref()
+            .and_then(|m| m.get("role"))
+            .and_then(|r| r.as_str()),
         Some("agent")
     );
     assert_eq!(me.name, "Scribe");
@@ -78,13 +90,19 @@ async fn host_admits_agent_then_chat_grant_and_kick(backend: Backend) {
     .await;
 
     // The mesh link opens on both sides.
-    wait_for(&mut agent_ev, "agent link open", 20, |e| {
-        matches!(e, SessionEvent::LinkOpened { peer } if *peer == host_id)
-    })
+    wait_for(
+        &mut agent_ev,
+        "agent link open",
+        20,
+        |e| matches!(e, SessionEvent::LinkOpened { peer } if *peer == host_id),
+    )
     .await;
-    wait_for(&mut host_ev, "host link open", 20, |e| {
-        matches!(e, SessionEvent::LinkOpened { peer } if *peer == agent_id)
-    })
+    wait_for(
+        &mut host_ev,
+        "host link open",
+        20,
+        |e| matches!(e, SessionEvent::LinkOpened { peer } if *peer == agent_id),
+    )
     .await;
 
     // Host → agent chat.
@@ -115,7 +133,9 @@ async fn host_admits_agent_then_chat_grant_and_kick(backend: Backend) {
     .await;
     let mut granted = Grant::agent_default();
     granted.act.push(Capability::SendChat);
-    host.set_grant(&agent_id, Some(granted.clone())).await.unwrap();
+    host.set_grant(&agent_id, Some(granted.clone()))
+        .await
+        .unwrap();
     let ev = wait_for(&mut agent_ev, "grant change", 10, |e| {
         matches!(e, SessionEvent::GrantChanged(_))
     })
@@ -133,7 +153,10 @@ async fn host_admits_agent_then_chat_grant_and_kick(backend: Backend) {
     else {
         unreachable!()
     };
-    assert_eq!((from.as_str(), name.as_str(), text.as_str()), (agent_id.as_str(), "Scribe", "hi host again"));
+    assert_eq!(
+        (from.as_str(), name.as_str(), text.as_str()),
+        (agent_id.as_str(), "Scribe", "hi host again")
+    );
     // A direct message arrives flagged.
     agent.send_chat_to(&host_id, "psst").await.unwrap();
     let dm = wait_for(&mut host_ev, "agent dm", 10, |e| {
@@ -144,8 +167,14 @@ async fn host_admits_agent_then_chat_grant_and_kick(backend: Backend) {
 
     // Kick: the agent is told and stops; the host's roster loses it.
     host.kick(&agent_id).await.unwrap();
-    wait_for(&mut agent_ev, "kicked", 10, |e| matches!(e, SessionEvent::Kicked)).await;
-    wait_for(&mut agent_ev, "left", 10, |e| matches!(e, SessionEvent::Left)).await;
+    wait_for(&mut agent_ev, "kicked", 10, |e| {
+        matches!(e, SessionEvent::Kicked)
+    })
+    .await;
+    wait_for(&mut agent_ev, "left", 10, |e| {
+        matches!(e, SessionEvent::Left)
+    })
+    .await;
     eventually("host roster drops the agent", 10, || {
         host.roster()
             .is_some_and(|r| !r.members.iter().any(|m| m.id == agent_id))

@@ -217,3 +217,69 @@ async fn dropping_every_handle_releases_the_id() {
     }
     assert!(ok, "id was not released");
 }
+
+#[tokio::test]
+async fn broker_choice_probes_api_signal() {
+    use agent_runtime::signaling::{choose_broker, BrokerChoice, SignalFallback};
+    use axum::routing::get;
+
+    let app = axum::Router::new()
+        .route(
+            "/up/api/signal",
+            get(|| async { axum::Json(serde_json::json!({"host": "https://w.example.test/"})) }),
+        )
+        .route(
+            "/down/api/signal",
+            get(|| async { axum::Json(serde_json::json!({"host": null})) }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+
+    let mut state = BrokerChoice::new(SignalFallback::SelfHosted);
+    let up = choose_broker(&http, &format!("http://{addr}/up"), &mut state).await;
+    assert_eq!(up, BrokerConfig::new("w.example.test", 443, true));
+    // Cached: even a down origin answers the same within 30 s.
+    let again = choose_broker(&http, &format!("http://{addr}/down"), &mut state).await;
+    assert_eq!(again, up);
+
+    // [N]: no host → the last host seen, never the public cloud.
+    let mut fresh = BrokerChoice::new(SignalFallback::SelfHosted);
+    let down = choose_broker(&http, &format!("http://{addr}/down"), &mut fresh).await;
+    assert_eq!(down.host, "signal.kibitz.chat");
+    // [O]: no host (here: a 404) → the public PeerJS cloud.
+    let mut legacy = BrokerChoice::new(SignalFallback::PublicCloud);
+    let cloud = choose_broker(&http, &format!("http://{addr}/missing"), &mut legacy).await;
+    assert_eq!(cloud.host, "0.peerjs.com");
+    server.abort();
+}
+
+#[tokio::test]
+async fn wss_is_compiled_in() {
+    // A TCP server that answers the TLS hello with garbage: the client must attempt TLS (and
+    // fail with a typed error), not report missing TLS support or panic for want of a provider.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = tcp.write_all(b"HTTP/1.1 400 nope\r\n\r\n").await;
+        }
+    });
+    let mut opts = ConnectOptions {
+        id: Some("kbz-v1-tls".into()),
+        ..quick_opts()
+    };
+    opts.backoff.max_attempts = 0;
+    let err = SignalingClient::connect(BrokerConfig::new("127.0.0.1", port, true), opts)
+        .await
+        .unwrap_err();
+    match err {
+        SignalingError::ReconnectExhausted { last, .. } => {
+            // rustls rejects the plaintext answer: proof that a TLS handshake was attempted.
+            assert!(last.contains("corrupt message"), "{last}");
+        }
+        other => panic!("expected a failed attempt, got {other:?}"),
+    }
+}

@@ -393,6 +393,14 @@ fn bad_inputs_have_distinct_codes_and_one_line_errors() {
         14,
         "malformed key",
     );
+    fails(
+        &run(
+            dir,
+            &["manifest", "sign", "--key", "agent.pub.jwk", "--in", s_in],
+        ),
+        14,
+        "public key",
+    );
     let f = write(dir, "notjson.jwk", "not json");
     fails(
         &run(dir, &["manifest", "verify", "s.jws", "--key", &f]),

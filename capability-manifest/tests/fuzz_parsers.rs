@@ -32,6 +32,48 @@ fn token_like() -> impl Strategy<Value = String> {
     ]
 }
 
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<f64>().prop_map(|f| serde_json::json!(f)),
+        any::<i64>().prop_map(|i| serde_json::json!(i)),
+        prop_oneof![
+            any::<String>(),
+            "(read-chat|send-chat|hear-audio|__kib_agent|manifest\\?|key|caps)"
+        ]
+        .prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::vec(
+                ("(perceive|act|backend|egress|expiresAt|key|caps|label|__kib_agent|token|v|kid|sha256|members|agentKeys|[a-z]{1,6})", inner),
+                0..8
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn json_shaped_parsers_never_panic(v in json_value()) {
+        let g = Grant::sanitize(&v);
+        prop_assert!(g.perceive.iter().all(|c| c.is_perceive()));
+        prop_assert!(g.act.iter().all(|c| c.is_act()));
+        prop_assert!(g.backend.as_ref().is_none_or(|b| b.encode_utf16().count() <= 80));
+        let _ = ManifestEnvelope::from_value(&v);
+        let _ = ManifestRef::from_value(&v);
+        let _ = AgentEntry::from_value(&v);
+        let _ = RoomManifest::from_value(&v);
+        let _ = AgentPublicKey::from_jwk(&v);
+        let _ = AgentManifest::from_value(&v);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 

@@ -183,6 +183,8 @@ const HANDLERS = {
   lock: (cmd) => pageCall(peerOf(cmd).page, 'lock', { on: cmd.on }),
   kick: (cmd) => pageCall(peerOf(cmd).page, 'kick', { target: cmd.voiceId ?? cmd.target ?? cmd.name }),
   reset: (cmd) => pageCall(peerOf(cmd).page, 'reset', {}),
+  /** Fault injection: presence links stay open but carry nothing (`on`, default true). */
+  silence: (cmd) => pageCall(peerOf(cmd).page, 'silence', { on: cmd.on }),
   state: (cmd) => pageCall(peerOf(cmd).page, 'state', {}),
   leave: (cmd) => pageCall(peerOf(cmd).page, 'leave', {}),
   /** Close the tab abruptly (no bye/leave): what a crashed browser looks like. */

@@ -123,19 +123,29 @@ impl ConnShared {
 
     async fn send(&self, data: Bytes) -> Result<(), MeshError> {
         let dc = self.open_channel()?;
+        let len = data.len();
         dc.send(BytesMut::from(data.as_ref()))
             .await
-            .map_err(MeshError::WebRtc)
+            .map_err(|e| send_error(e, len))
     }
 
     async fn try_send(&self, data: Bytes) -> Result<(), MeshError> {
         let dc = self.open_channel()?;
+        let len = data.len();
         dc.try_send(BytesMut::from(data.as_ref()))
             .await
-            .map_err(|e| match e {
-                webrtc::error::Error::ErrSendBufferFull => MeshError::SendBufferFull,
-                e => MeshError::WebRtc(e),
-            })
+            .map_err(|e| send_error(e, len))
+    }
+}
+
+fn send_error(e: webrtc::error::Error, len: usize) -> MeshError {
+    match e {
+        webrtc::error::Error::ErrSendBufferFull => MeshError::SendBufferFull,
+        webrtc::error::Error::ErrOutboundPacketTooLarge => MeshError::MessageTooLarge(len),
+        webrtc::error::Error::ErrDataChannelClosed | webrtc::error::Error::ErrConnectionClosed => {
+            MeshError::Closed
+        }
+        e => MeshError::WebRtc(e),
     }
 }
 
@@ -328,7 +338,7 @@ impl ConnectionTask {
         let started = tokio::time::Instant::now();
         let mut next_nudge = started + NUDGE_FAST;
         let failure = loop {
-            let opening = self.shared.channel.get().is_none();
+            let opening = self.shared.channel.get().is_none() && next_nudge - started < NUDGE_UNTIL;
             tokio::select! {
                 _ = tokio::time::sleep_until(next_nudge), if opening => {
                     nudge_driver(self.pc.as_ref()).await;
@@ -443,6 +453,9 @@ const NUDGE_FAST: Duration = Duration::from_millis(5);
 const NUDGE_FAST_FOR: Duration = Duration::from_secs(2);
 /// Nudge period after that, until the channel opens or the connection ends.
 const NUDGE_SLOW: Duration = Duration::from_millis(50);
+/// Nudging stops after this long even if the channel never opened (the owner's open timeout,
+/// 15 s in Kibitz, decides what to do with such a connection).
+const NUDGE_UNTIL: Duration = Duration::from_secs(30);
 
 /// Wakes the webrtc-rs driver so it re-polls its sans-I/O core.
 ///

@@ -79,6 +79,10 @@ pub enum MeshError {
     /// `send` after the connection closed.
     #[error("data connection is closed")]
     Closed,
+    /// A message larger than the remote's SCTP max-message-size (64 KiB for a browser that
+    /// advertises none; PeerJS chunks at 16300 bytes, so framed traffic never gets here).
+    #[error("message of {0} bytes exceeds the remote's max-message-size")]
+    MessageTooLarge(usize),
     /// `try_send` while the channel buffers more than the high-water mark.
     #[error("send buffer is above the high-water mark")]
     SendBufferFull,

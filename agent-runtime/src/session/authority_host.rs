@@ -7,9 +7,7 @@ use std::time::Instant;
 
 use capability_manifest::Grant;
 
-use crate::room::{
-    AuthorityEvent, AuthorityOptions, AuthorityOutput, AuthorityState, JoinInput,
-};
+use crate::room::{AuthorityEvent, AuthorityOptions, AuthorityOutput, AuthorityState, JoinInput};
 use crate::wire::content::ContentMsg;
 use crate::wire::json::from_json;
 use crate::wire::presence::{CallMember, ClientMsg};
@@ -74,11 +72,7 @@ impl Driver {
     }
 
     /// A participant's presence connection arrived on our room id.
-    pub(crate) fn on_authority_incoming(
-        &mut self,
-        epoch: u64,
-        conn: crate::mesh::DataConnection,
-    ) {
+    pub(crate) fn on_authority_incoming(&mut self, epoch: u64, conn: crate::mesh::DataConnection) {
         let current = self.authority.as_ref().is_some_and(|a| a.epoch == epoch);
         if !current || self.is_leaving() {
             return;
@@ -113,7 +107,12 @@ impl Driver {
         }
     }
 
-    pub(crate) fn on_authority_message(&mut self, now: Instant, id: LinkId, v: &crate::wire::Value) {
+    pub(crate) fn on_authority_message(
+        &mut self,
+        now: Instant,
+        id: LinkId,
+        v: &crate::wire::Value,
+    ) {
         let Some(conn) = self.authority_conn(id) else {
             return;
         };
@@ -143,7 +142,11 @@ impl Driver {
     pub(crate) fn on_authority_output(&mut self, now: Instant, out: AuthorityOutput) {
         match out {
             AuthorityOutput::Send { conn, msg } => {
-                let id = self.authority.as_ref().and_then(|a| a.conns.get(&conn)).copied();
+                let id = self
+                    .authority
+                    .as_ref()
+                    .and_then(|a| a.conns.get(&conn))
+                    .copied();
                 if !id.is_some_and(|id| self.write(id, &msg.to_value())) {
                     tracing::debug!(%conn, "presence reply dropped: connection not open");
                 }

@@ -64,7 +64,10 @@ mod tests {
         let mut b = LinkCodec::new();
         let ping = a.encode(&ClientMsg::Ping.to_value());
         assert_eq!(ping.len(), 1);
-        assert_eq!(&ping[0][..], &[0x81, 0xb1, 0x74, 0xb4, 0x70, 0x69, 0x6e, 0x67]);
+        assert_eq!(
+            &ping[0][..],
+            &[0x81, 0xb1, 0x74, 0xb4, 0x70, 0x69, 0x6e, 0x67]
+        );
         assert!(matches!(b.decode(&ping[0]), Decoded::Message(_)));
         let big = Value::Map(vec![("k".into(), Value::from("x".repeat(40_000)))]);
         let parts = a.encode(&big);
@@ -76,6 +79,17 @@ mod tests {
             }
         }
         assert_eq!(got, Some(big));
-        assert!(matches!(b.decode(&[0xc1, 0xc1]), Decoded::Garbage(_)));
+        assert!(matches!(b.decode(&[0xb5, b'a']), Decoded::Garbage(_)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_payloads_never_panic(payloads in proptest::collection::vec(
+            proptest::collection::vec(proptest::num::u8::ANY, 0..64), 1..8)) {
+            let mut c = LinkCodec::new();
+            for p in &payloads {
+                let _ = c.decode(p);
+            }
+        }
     }
 }

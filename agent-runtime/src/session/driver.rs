@@ -268,7 +268,10 @@ impl Driver {
             let _ = l.send(());
         }
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), drain)
+            .await
+            .is_err()
+        {
             self.tasks.abort_all();
         }
     }
@@ -412,13 +415,14 @@ impl Driver {
 
     /// A roster arrived (participant) or changed (authority).
     pub(crate) fn on_roster(&mut self, now: Instant, roster: Roster) {
+        // Publish first: a handle reading `roster()` after any event below sees this one.
+        self.roster = Some(roster.clone());
+        self.roster_tx.send_replace(Some(roster.clone()));
         let me = &self.facts.voice_id;
         if !self.admitted && roster.members.iter().any(|m| &m.id == me) {
             self.admitted = true;
             self.emit(SessionEvent::Admitted);
         }
-        self.roster = Some(roster.clone());
-        self.roster_tx.send_replace(Some(roster.clone()));
         self.emit(SessionEvent::Roster(roster.clone()));
         if self.leaving.is_none() {
             self.planner

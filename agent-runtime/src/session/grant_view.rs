@@ -78,7 +78,10 @@ mod tests {
             members: vec![
                 CallMember {
                     id: "a".into(),
-                    meta: Some(Value::map([("role", Value::from("agent")), ("backend", Value::from("m"))])),
+                    meta: Some(Value::map([
+                        ("role", Value::from("agent")),
+                        ("backend", Value::from("m")),
+                    ])),
                     ..CallMember::default()
                 },
                 CallMember {

@@ -159,7 +159,11 @@ impl SessionHandle {
     }
 
     /// Authority: sets (or clears) a member's grant and broadcasts `caps`.
-    pub async fn set_grant(&self, voice_id: &str, grant: Option<Grant>) -> Result<(), SessionError> {
+    pub async fn set_grant(
+        &self,
+        voice_id: &str,
+        grant: Option<Grant>,
+    ) -> Result<(), SessionError> {
         self.host(HostOp::Grant(voice_id.to_owned(), grant)).await
     }
 

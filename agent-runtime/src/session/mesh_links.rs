@@ -21,7 +21,13 @@ use super::input::{LinkEvent, LinkId, PeerKind};
 
 impl Driver {
     /// A remote peer dialled one of our identities.
-    pub(crate) fn on_incoming(&mut self, now: Instant, kind: PeerKind, epoch: u64, conn: DataConnection) {
+    pub(crate) fn on_incoming(
+        &mut self,
+        now: Instant,
+        kind: PeerKind,
+        epoch: u64,
+        conn: DataConnection,
+    ) {
         match kind {
             PeerKind::Media if !self.is_leaving() => {
                 let peer = conn.peer().to_owned();
@@ -279,9 +285,12 @@ impl Driver {
             Counters::bump(&self.counters.caps_rejected);
             return;
         }
-        let sanitized = grants
-            .iter()
-            .map(|(id, g)| (id.clone(), capability_manifest::Grant::sanitize(&to_json(g))));
+        let sanitized = grants.iter().map(|(id, g)| {
+            (
+                id.clone(),
+                capability_manifest::Grant::sanitize(&to_json(g)),
+            )
+        });
         self.grants.replace(sanitized);
         self.refresh_grant();
     }
@@ -298,7 +307,11 @@ impl Driver {
 
     /// `{k:'chat', text, mid:'<voiceId>#<n>', ts}` to every open link whose peer may read chat,
     /// or `dm:true` to one peer (which must hold `receive-directed` in our view).
-    pub(crate) fn send_chat(&mut self, text: &str, to: Option<&str>) -> Result<ChatReceipt, SessionError> {
+    pub(crate) fn send_chat(
+        &mut self,
+        text: &str,
+        to: Option<&str>,
+    ) -> Result<ChatReceipt, SessionError> {
         let text = clamp_utf16(text.trim(), CHAT_MAX_LEN);
         self.chat_seq += 1;
         let chat = Chat::outgoing(

@@ -144,7 +144,13 @@ impl RoomSession {
         let counters = Arc::new(Counters::default());
         let mut tasks = JoinSet::new();
         media.start_pumps(media_pumps, PeerKind::Media, 0, &mut tasks, tx.clone());
-        presence.start_pumps(presence_pumps, PeerKind::Presence, 0, &mut tasks, tx.clone());
+        presence.start_pumps(
+            presence_pumps,
+            PeerKind::Presence,
+            0,
+            &mut tasks,
+            tx.clone(),
+        );
 
         let now = Instant::now();
         let facts = Facts {

@@ -119,8 +119,13 @@ mod tests {
 
     #[test]
     fn agent_meta_marks_role_and_engine_last() {
-        let m = agent_meta(Some(&json!({"backend": "local", "role": "human", "~kbz": 1})));
-        let keys: Vec<&str> = m.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        let m = agent_meta(Some(
+            &json!({"backend": "local", "role": "human", "~kbz": 1}),
+        ));
+        let keys: Vec<&str> = m
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
         assert_eq!(keys, ["role", "backend", "~kbz"]);
         assert_eq!(m["role"], "agent");
         assert_eq!(m["~kbz"]["p"], 1);

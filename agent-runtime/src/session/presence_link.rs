@@ -9,8 +9,8 @@ use capability_manifest::{sign_assertion, AgentKey};
 
 use crate::mesh::{ConnectOptions, MeshError};
 use crate::room::{
-    AssertionProvider, ClaimOutcome, ConnectFailure, JoinAction, JoinEvent, JoinInput,
-    JoinParams, ParticipantEvent, ParticipantOutput,
+    AssertionProvider, ClaimOutcome, ConnectFailure, JoinAction, JoinEvent, JoinInput, JoinParams,
+    ParticipantEvent, ParticipantOutput,
 };
 use crate::signaling::{random_token, SignalingError, SignalingEvent};
 use crate::wire::presence::{AuthorityMsg, LobbyStatus};
@@ -41,17 +41,21 @@ impl AssertionProvider for KeySigner {
 impl Driver {
     /// Joins the call (announces are held until a presence link opens) and starts the loop.
     pub(crate) fn start(&mut self, now: Instant) {
-        let params = JoinParams {
+        let params = self.join_params();
+        let provider = self.take_signer();
+        self.participant.join(now, params, provider);
+        self.join.handle_input(now, JoinInput::Start);
+    }
+
+    fn join_params(&self) -> JoinParams {
+        JoinParams {
             name: self.facts.name.clone(),
             avatar: self.facts.avatar.clone(),
             cam: false,
             voice_id: self.facts.voice_id.clone(),
             token: self.facts.token.clone(),
             meta: self.facts.meta.clone(),
-        };
-        let provider = self.take_signer();
-        self.participant.join(now, params, provider);
-        self.join.handle_input(now, JoinInput::Start);
+        }
     }
 
     pub(crate) fn on_join_action(&mut self, now: Instant, action: JoinAction) {
@@ -76,16 +80,18 @@ impl Driver {
             JoinAction::AbandonConnect => self.drop_presence_link(now),
             JoinAction::BecomeParticipant => {
                 self.admitted = false;
+                // Like the browser: the link's open replays knock + voice, then the call join
+                // announces again now, at +600 ms, +1800 ms and every 3 s.
                 self.participant.link_opened(now);
+                let params = self.join_params();
+                self.participant.join(now, params, None);
                 self.emit(SessionEvent::Knocking);
             }
             JoinAction::TearDown => {
                 self.drop_presence_link(now);
                 self.teardown_authority();
             }
-            JoinAction::Event(JoinEvent::WaitingForHost) => {
-                self.emit(SessionEvent::WaitingForHost)
-            }
+            JoinAction::Event(JoinEvent::WaitingForHost) => self.emit(SessionEvent::WaitingForHost),
             JoinAction::Event(JoinEvent::GaveUp(_)) => {
                 self.emit(SessionEvent::GaveUp);
                 self.begin_leave(now, false, None);
@@ -259,7 +265,11 @@ impl Driver {
                 self.begin_leave(now, true, None);
             }
             ParticipantEvent::Refused { status, retry_in } => {
-                tracing::info!(?status, ?retry_in, "refused; retrying with a fresh assertion");
+                tracing::info!(
+                    ?status,
+                    ?retry_in,
+                    "refused; retrying with a fresh assertion"
+                );
             }
             ParticipantEvent::RosterUpdated(r) => self.on_roster(now, r),
             ParticipantEvent::Kicked => {
@@ -278,7 +288,13 @@ impl Driver {
     }
 
     /// A broker-session event of one of our identities.
-    pub(crate) fn on_signal(&mut self, now: Instant, kind: PeerKind, epoch: u64, ev: SignalingEvent) {
+    pub(crate) fn on_signal(
+        &mut self,
+        now: Instant,
+        kind: PeerKind,
+        epoch: u64,
+        ev: SignalingEvent,
+    ) {
         match (kind, ev) {
             (_, SignalingEvent::Disconnected) => {
                 tracing::info!(?kind, "broker connection dropped; reconnecting")
@@ -306,5 +322,42 @@ impl Driver {
                 fingerprint: self.facts.identity.fingerprint().to_owned(),
             }) as Box<dyn AssertionProvider>
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capability_manifest::{verify_assertion, AssertionOptions};
+
+    #[test]
+    fn signer_binds_our_fingerprint_and_the_normalised_room() {
+        let key = Arc::new(AgentKey::generate());
+        let fp = "AB:CD:EF:01";
+        let mut signer = KeySigner {
+            key: Arc::clone(&key),
+            room: "Stand Up!".into(),
+            fingerprint: fp.into(),
+        };
+        let token = signer.fresh_assertion().expect("signed");
+        let jwk = key.public().to_jwk();
+        let ok = verify_assertion(
+            &token,
+            &[jwk.clone()],
+            "stand-up",
+            "ab:cd:ef:01",
+            unix_secs(),
+            AssertionOptions::default(),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let wrong_fp = verify_assertion(
+            &token,
+            &[jwk],
+            "stand-up",
+            "99:99",
+            unix_secs(),
+            AssertionOptions::default(),
+        );
+        assert!(wrong_fp.is_err());
     }
 }

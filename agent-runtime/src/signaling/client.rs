@@ -51,7 +51,8 @@ pub struct ConnectOptions {
     pub backoff: BackoffPolicy,
     /// Seed for the backoff jitter (`None`: from entropy).
     pub backoff_seed: Option<u64>,
-    /// Capacity of the event channel.
+    /// Capacity of the event channel. The driver waits for room, so an owner that stops
+    /// reading also stops the heartbeat.
     pub event_capacity: usize,
 }
 
@@ -255,7 +256,15 @@ async fn establish(
     cancel: Option<&CancellationToken>,
 ) -> Result<Option<(Ws, Option<String>)>, SignalingError> {
     loop {
-        let err = match attach(cfg, id, token, opts.open_timeout).await {
+        let attempt = attach(cfg, id, token, opts.open_timeout);
+        let outcome = match cancel {
+            Some(c) => tokio::select! {
+                _ = c.cancelled() => return Ok(None),
+                r = attempt => r,
+            },
+            None => attempt.await,
+        };
+        let err = match outcome {
             Ok(ok) => return Ok(Some(ok)),
             Err(e) if e.is_transient() => e,
             Err(e) => return Err(e),

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod backoff;
+pub mod choice;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod id_api;
 mod session;
 
 pub use backoff::{Backoff, BackoffPolicy};
+pub use choice::{choose_broker, BrokerChoice, SignalFallback};
 pub use client::{ConnectOptions, SignalingClient, SignalingHandle, DEFAULT_HEARTBEAT};
 pub use config::{
     normalize_path, random_token, validate_id, BrokerConfig, BrokerUrlError, DEFAULT_KEY,

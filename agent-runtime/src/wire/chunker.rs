@@ -160,7 +160,8 @@ pub fn close_value() -> Value {
     )])
 }
 
-/// The sending half: packs messages and chunks the large ones.
+/// The sending half: packs messages and chunks the large ones. Keep one per DataConnection:
+/// the chunk counter is per connection, like PeerJS's.
 #[derive(Debug, Clone)]
 pub struct Framer {
     next_id: u64,
@@ -438,7 +439,7 @@ pub struct DeframerOptions {
     pub reassembly: ReassemblerOptions,
 }
 
-/// The receiving half: SCTP payloads in, [`Frame`]s out.
+/// The receiving half: SCTP payloads in, [`Frame`]s out. Keep one per DataConnection.
 #[derive(Debug, Default)]
 pub struct Deframer {
     opts: DecodeOptions,

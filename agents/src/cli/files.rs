@@ -54,7 +54,19 @@ pub(crate) fn write_file(
 /// Load a private JWK file.
 pub(crate) fn load_private_key(path: &Path) -> Result<AgentKey, CliError> {
     let text = read_text(path)?;
-    AgentKey::from_jwk_str(&text).map_err(|e| CliError::key(path, &e))
+    AgentKey::from_jwk_str(&text).map_err(|e| {
+        if AgentPublicKey::from_jwk_str(&text).is_ok() {
+            CliError::new(
+                exit::MALFORMED_KEY,
+                format!(
+                    "{}: this is a public key; signing needs the private key file",
+                    path.display()
+                ),
+            )
+        } else {
+            CliError::key(path, &e)
+        }
+    })
 }
 
 /// Load a public key from a JWK file holding either a public or a private JWK.

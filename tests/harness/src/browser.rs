@@ -362,6 +362,34 @@ impl Browser {
             .await
     }
 
+    /// Fault injection: `peer`'s presence links stay open but carry nothing while `on`
+    /// (a frozen authority or participant).
+    pub async fn silence(&self, peer: &str, on: bool) -> Result<Value> {
+        self.command("silence", json!({ "peer": peer, "on": on }))
+            .await
+    }
+
+    /// Wait until `peer`'s roster has a member named `name`; returns that member object.
+    pub async fn wait_member(&self, peer: &str, name: &str, timeout: Duration) -> Result<Value> {
+        let ev = self
+            .wait_for(
+                peer,
+                "roster",
+                |e| {
+                    e.members()
+                        .iter()
+                        .any(|m| m.get("name").and_then(Value::as_str) == Some(name))
+                },
+                timeout,
+            )
+            .await?;
+        ev.members()
+            .iter()
+            .find(|m| m.get("name").and_then(Value::as_str) == Some(name))
+            .cloned()
+            .context("member vanished")
+    }
+
     /// `peer` leaves gracefully (`bye`, `voice on:false`, `leave`); the page stays.
     pub async fn leave(&self, peer: &str) -> Result<Value> {
         self.command("leave", json!({ "peer": peer })).await

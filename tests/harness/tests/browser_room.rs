@@ -588,3 +588,40 @@ async fn participant_reclaims_the_room_when_the_host_tab_dies() -> Result<()> {
     ensure!(st["authority"] == json!(true), "{st}");
     browser.shutdown().await
 }
+
+#[tokio::test]
+async fn a_silent_authority_is_given_up_after_twelve_seconds() -> Result<()> {
+    let (broker, browser) = setup().await?;
+    browser
+        .open_peer(
+            "alice",
+            &PeerOptions::new(Role::Host, "frozen", "Alice", &broker),
+        )
+        .await?;
+    browser
+        .open_peer(
+            "bob",
+            &PeerOptions::new(Role::Participant, "frozen", "Bob", &broker),
+        )
+        .await?;
+    let alice_at_bob = browser.wait_member("bob", "Alice", WAIT).await?;
+    ensure!(alice_at_bob["cam"] == json!(false), "{alice_at_bob}");
+
+    let mark = browser.cursor();
+    let t0 = tokio::time::Instant::now();
+    browser.silence("alice", true).await?;
+    let lost = browser
+        .wait_event_since(
+            mark,
+            |e| e.is("bob", "authority-lost"),
+            Duration::from_secs(25),
+        )
+        .await?;
+    let waited = t0.elapsed();
+    ensure!(lost.str("reason") == Some("authority silent"), "{lost}");
+    ensure!(
+        waited >= Duration::from_secs(11),
+        "gave up after {waited:?}, before 12 s of silence"
+    );
+    browser.shutdown().await
+}

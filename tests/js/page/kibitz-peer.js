@@ -3,7 +3,7 @@
 // and an event stream for the driver (`window.kbzEmit`, installed by harness.mjs).
 // Spec: kibitz-wire.md §1–§5, §7, §11, §15; kibitz-agents.md §0, §1.5–1.7, §6.
 
-import { joinRoom, keepAlive, makePeer, normalizeRoom } from './room.js'
+import { joinRoom, keepAlive, makePeer, normalizeRoom, setPresenceMuted } from './room.js'
 import { createMesh } from './mesh.js'
 import { capsMsg, chatMsg } from './wire.js'
 import {
@@ -453,7 +453,14 @@ function state() {
   }
 }
 
-const COMMANDS = { open, admit, deny, chat, grant, lobby, lock, kick, reset, leave, state }
+/** Fault injection: keep the presence links open but silent (`on`), or resume. */
+function silence({ on }) {
+  setPresenceMuted(on !== false)
+  emit({ type: 'silenced', on: on !== false })
+  return { silenced: on !== false }
+}
+
+const COMMANDS = { open, admit, deny, chat, grant, lobby, lock, kick, reset, leave, state, silence }
 
 /** Driver entry point: `await kbz.command(name, args)`. */
 async function command(name, args) {

@@ -24,6 +24,14 @@ export const TIMING = {
 
 const SELF_KEY = '__self__'
 
+// Fault injection for tests: while muted, this page's presence links stay open but carry
+// nothing in either direction (a frozen authority or participant).
+let presenceMuted = false
+/** Mute (or unmute) every presence link of this page. */
+export const setPresenceMuted = (on) => {
+  presenceMuted = !!on
+}
+
 /** Lowercase, runs of non-[a-z0-9] → '-', strip '-' at both ends, cut to 40. */
 export function normalizeRoom(room) {
   return String(room ?? '')
@@ -109,7 +117,7 @@ async function claimRoom(room, broker) {
     if (prev && prev !== conn) prev.close()
     conn.on('open', () => h.connect?.(conn.peer))
     conn.on('data', (data) => {
-      if (conns.get(conn.peer) === conn) h.message?.(conn.peer, data)
+      if (conns.get(conn.peer) === conn && !presenceMuted) h.message?.(conn.peer, data)
     })
     const drop = () => {
       if (conns.get(conn.peer) === conn) {
@@ -132,9 +140,9 @@ async function claimRoom(room, broker) {
       onGone: (f) => (h.gone = f),
       send: (id, msg) => {
         const c = conns.get(id)
-        if (c && c.open) c.send(msg)
+        if (c && c.open && !presenceMuted) c.send(msg)
       },
-      broadcast: (msg) => conns.forEach((c) => c.open && c.send(msg)),
+      broadcast: (msg) => conns.forEach((c) => c.open && !presenceMuted && c.send(msg)),
       close: () => {
         stop()
         conns.forEach((c) => c.close())
@@ -179,7 +187,7 @@ function connectToRoom(room, broker) {
     const now = Date.now()
     const gap = now - lastTick
     lastTick = now
-    if (!conn || !conn.open) return
+    if (!conn || !conn.open || presenceMuted) return
     try {
       conn.send(PING)
     } catch {
@@ -236,7 +244,7 @@ function connectToRoom(room, broker) {
       h.open?.()
     })
     c.on('data', (data) => {
-      if (conn !== c) return
+      if (conn !== c || presenceMuted) return
       lastSeen = Date.now()
       if (data && data.t === 'ping') return
       h.message?.(data)
@@ -262,7 +270,7 @@ function connectToRoom(room, broker) {
     onMessage: (f) => (h.message = f),
     onGone: (f) => (h.gone = f),
     send: (msg) => {
-      if (conn && conn.open) conn.send(msg)
+      if (conn && conn.open && !presenceMuted) conn.send(msg)
     },
     close: () => {
       closedByUs = true
