@@ -79,6 +79,8 @@ const CHROMIUM_FLAGS = [
   '--use-fake-ui-for-media-stream',
   '--use-fake-device-for-media-stream',
   '--allow-loopback-in-peer-connection',
+  // media.js: the silent placeholder's AudioContext and remote <audio> must run without a gesture.
+  '--autoplay-policy=no-user-gesture-required',
 ]
 
 let chromiumPkg = null
@@ -186,6 +188,8 @@ const HANDLERS = {
   /** Fault injection: presence links stay open but carry nothing (`on`, default true). */
   silence: (cmd) => pageCall(peerOf(cmd).page, 'silence', { on: cmd.on }),
   state: (cmd) => pageCall(peerOf(cmd).page, 'state', {}),
+  /** Media stats of a peer opened with `media: "media.js"` (per-peer bytes, audio energy). */
+  stats: (cmd) => pageCall(peerOf(cmd).page, 'stats', {}),
   leave: (cmd) => pageCall(peerOf(cmd).page, 'leave', {}),
   /** Close the tab abruptly (no bye/leave): what a crashed browser looks like. */
   async close(cmd) {

@@ -415,20 +415,26 @@ impl Driver {
 
     /// A roster arrived (participant) or changed (authority).
     pub(crate) fn on_roster(&mut self, now: Instant, roster: Roster) {
-        // Publish first: a handle reading `roster()` after any event below sees this one.
-        self.roster = Some(roster.clone());
-        self.roster_tx.send_replace(Some(roster.clone()));
+        if self.leaving.is_none() {
+            self.planner
+                .on_roster(now, roster.members.iter().map(|m| m.id.as_str()));
+        }
+        // The authority re-sends an unchanged roster every 2.5 s: report changes only.
+        let changed = self.roster.as_ref() != Some(&roster);
+        if changed {
+            // Publish first: a handle reading `roster()` after any event below sees this one.
+            self.roster = Some(roster.clone());
+            self.roster_tx.send_replace(Some(roster.clone()));
+        }
         let me = &self.facts.voice_id;
         if !self.admitted && roster.members.iter().any(|m| &m.id == me) {
             self.admitted = true;
             self.emit(SessionEvent::Admitted);
         }
-        self.emit(SessionEvent::Roster(roster.clone()));
-        if self.leaving.is_none() {
-            self.planner
-                .on_roster(now, roster.members.iter().map(|m| m.id.as_str()));
+        if changed {
+            self.emit(SessionEvent::Roster(roster));
+            self.refresh_grant();
         }
-        self.refresh_grant();
     }
 
     /// Recomputes our own grant; emits `GrantChanged` when it changed.

@@ -20,7 +20,7 @@ pub enum SessionEvent {
     Lobby(LobbyStatus),
     /// We are in the roster (first roster containing our voiceId on this presence link).
     Admitted,
-    /// A roster arrived (or, as authority, our roster changed).
+    /// The roster changed (unchanged re-broadcasts are not reported).
     Roster(Roster),
     /// A chat line from a mesh peer (deduplicated by `mid`).
     Chat {

@@ -343,7 +343,7 @@ mod tests {
         let jwk = key.public().to_jwk();
         let ok = verify_assertion(
             &token,
-            &[jwk.clone()],
+            std::slice::from_ref(&jwk),
             "stand-up",
             "ab:cd:ef:01",
             unix_secs(),

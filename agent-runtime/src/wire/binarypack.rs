@@ -50,8 +50,9 @@
 //!   become their JS string forms (`"1"`, `"true"`, `"null"` / `"undefined"`); floats their JS
 //!   number string. Binary, array and map keys are refused ([`DecodeError::NonStringKey`]).
 //! - **Duplicate keys** behave like JS assignment: the value of the last occurrence is kept at the
-//!   position of the first. (JS would also enumerate integer-like keys first; that reordering is
-//!   not reproduced — maps keep wire order.)
+//!   position of the first. (JS would also enumerate integer-like keys first, and would turn a
+//!   `__proto__` key into a prototype; neither is reproduced — maps keep wire order and
+//!   `__proto__` is an ordinary key.)
 
 use std::collections::HashMap;
 

@@ -31,6 +31,7 @@ mod allow_entry;
 mod broker;
 pub(crate) mod exit;
 mod files;
+mod join;
 mod keygen;
 mod manifest;
 mod room;
@@ -101,6 +102,8 @@ commands! {
     Room(room::RoomArgs),
     /// Run the embedded PeerJS-compatible broker (loopback by default) until Ctrl-C.
     Broker(broker::BrokerArgs),
+    /// Join a Kibitz room as a read-only agent; chat arrives on stdout as JSON lines.
+    Join(join::JoinArgs),
 }
 
 /// `kibitz-agent`: honest, read-only-by-default AI agents for Kibitz calls.

@@ -81,6 +81,9 @@ pub struct PeerOptions {
     /// Signal only 127.0.0.1 ICE candidates (default true); false = every candidate, like a
     /// real browser.
     pub loopback_only: bool,
+    /// Load the media mesh (`page/media.js`): owned media pcs over `sig`, the fake mic and
+    /// the per-peer `hear-audio` / `see-screen` gate (default false: data mesh only).
+    pub media: bool,
 }
 
 impl PeerOptions {
@@ -98,7 +101,20 @@ impl PeerOptions {
             bulk: true,
             replay_chat: true,
             loopback_only: true,
+            media: false,
         }
+    }
+
+    /// Load the media mesh (`page/media.js`) in this peer.
+    pub fn media(mut self, on: bool) -> Self {
+        self.media = on;
+        self
+    }
+
+    /// Run this peer in its own Chromium whose fake microphone plays `wav`.
+    pub fn audio(mut self, wav: impl Into<PathBuf>) -> Self {
+        self.audio = Some(wav.into());
+        self
     }
 
     /// Lobby on at start.
@@ -141,6 +157,9 @@ impl PeerOptions {
         o.insert("loopbackOnly".into(), self.loopback_only.into());
         if let Some(meta) = &self.meta {
             o.insert("meta".into(), meta.clone());
+        }
+        if self.media {
+            o.insert("media".into(), "media.js".into());
         }
         if let Some(audio) = &self.audio {
             o.insert("audio".into(), audio.display().to_string().into());
@@ -403,6 +422,14 @@ impl Browser {
     /// `peer`'s full state: roster, grants, overrides, audit, links, knocks.
     pub async fn state(&self, peer: &str) -> Result<Value> {
         self.command("state", json!({ "peer": peer })).await
+    }
+
+    /// Media stats of a peer opened with [`PeerOptions::media`]: `{voiceId, mic, peers:
+    /// [{peer, state, initiator, relay, lanes, mh, bytes, audioIn, audioOut, audioSources}]}`,
+    /// where `audioIn` holds the inbound `bytesReceived`, `audioLevel`, `totalAudioEnergy`
+    /// and `totalSamplesDuration` from `getStats`.
+    pub async fn media_stats(&self, peer: &str) -> Result<Value> {
+        self.command("stats", json!({ "peer": peer })).await
     }
 
     /// Escape hatch: run `body` (a function body with `kbz` and `arg` in scope) in the page.

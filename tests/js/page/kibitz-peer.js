@@ -414,6 +414,7 @@ async function leave() {
     clearInterval(t)
   }
   await s.mesh?.bye()
+  s.hooks?.close?.() // media: close every pc
   try {
     s.room.setSelf(false, false, '', '', s.voiceId, undefined)
     s.room.close()
@@ -460,7 +461,14 @@ function silence({ on }) {
   return { silenced: on !== false }
 }
 
-const COMMANDS = { open, admit, deny, chat, grant, lobby, lock, kick, reset, leave, state, silence }
+/** Media stats (media.js `stats`): per-peer pc state, lanes, bytes and audio energy. */
+async function stats() {
+  const s = need()
+  if (!s.hooks?.stats) throw new Error('no media module loaded (open with media: "media.js")')
+  return await s.hooks.stats()
+}
+
+const COMMANDS = { open, admit, deny, chat, grant, lobby, lock, kick, reset, leave, state, silence, stats }
 
 /** Driver entry point: `await kbz.command(name, args)`. */
 async function command(name, args) {
