@@ -7,7 +7,10 @@
 //! - [`broker`]: an embedded PeerJS-compatible broker for local and offline rooms.
 //! - [`room`]: sans-I/O presence state machines (participant and authority) driven by `now`.
 
+pub mod agent;
 pub mod broker;
+pub mod egress;
+pub mod lane_gate;
 pub mod mesh;
 pub mod room;
 pub mod session;

@@ -156,7 +156,11 @@ impl AgentHost {
         let signed = verify_signed_manifest(&spec.manifest_token, &spec.verify)?;
         let manifest = signed.manifest;
         let name = manifest.agent.name.clone();
-        let host = self.host_grant.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let host = self
+            .host_grant
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let gate = Arc::new(LaneGate::with_clock(
             manifest.requested_grant(),
             host,
@@ -265,7 +269,10 @@ impl AgentHost {
         for slot in &self.slots {
             slot.gate.update_grant(host.clone());
             let effective = slot.gate.effective();
-            let mut last = slot.last_effective.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = slot
+                .last_effective
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if *last != effective {
                 *last = effective.clone();
                 deliver(slot, AgentEvent::GrantChanged { effective });
@@ -341,10 +348,7 @@ impl AgentHost {
         self.reap(joined)
     }
 
-    fn reap(
-        &mut self,
-        joined: Result<AgentReport, tokio::task::JoinError>,
-    ) -> Option<AgentReport> {
+    fn reap(&mut self, joined: Result<AgentReport, tokio::task::JoinError>) -> Option<AgentReport> {
         match joined {
             Ok(report) => {
                 self.slots.retain(|s| s.id != report.id);

@@ -69,10 +69,14 @@ impl RoomPort for SessionHandle {
     }
 
     async fn send_app(&self, _data: &Value) -> Result<(), PortError> {
-        Err(PortError::Unsupported("app broadcast (session has no send_app yet)"))
+        Err(PortError::Unsupported(
+            "app broadcast (session has no send_app yet)",
+        ))
     }
 
     async fn send_app_to(&self, _to: &str, _data: &Value) -> Result<(), PortError> {
-        Err(PortError::Unsupported("directed app data (session has no send_app_to yet)"))
+        Err(PortError::Unsupported(
+            "directed app data (session has no send_app_to yet)",
+        ))
     }
 }

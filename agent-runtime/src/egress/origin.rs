@@ -169,7 +169,11 @@ mod tests {
             "https://api.example.com.:443",
             DenyReason::Undeclared,
         );
-        denied("ftp://api.example.com/", "ftp://api.example.com:21", DenyReason::Scheme);
+        denied(
+            "ftp://api.example.com/",
+            "ftp://api.example.com:21",
+            DenyReason::Scheme,
+        );
         assert!(check(&p, "file:///etc/passwd").is_err());
         assert!(check(&p, "data:text/plain,hi").is_err());
     }

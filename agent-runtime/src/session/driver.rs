@@ -137,6 +137,8 @@ pub(crate) struct Driver {
     pub(crate) roster: Option<Roster>,
     pub(crate) admitted: bool,
     pub(crate) chat_seq: u64,
+    /// Our recent public chat lines, replayed to each peer whose `sig` link opens.
+    pub(crate) own_lines: std::collections::VecDeque<Value>,
 
     roster_tx: watch::Sender<Option<Roster>>,
     grant_tx: watch::Sender<Grant>,
@@ -214,6 +216,7 @@ impl Driver {
             roster: None,
             admitted: false,
             chat_seq: 0,
+            own_lines: std::collections::VecDeque::new(),
             roster_tx: p.roster_tx,
             grant_tx: p.grant_tx,
             counters: p.counters,

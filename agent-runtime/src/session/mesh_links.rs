@@ -95,6 +95,7 @@ impl Driver {
                         if let Some(fp) = remote_fp {
                             self.authority_mesh_fingerprint(now, &peer, &fp);
                         }
+                        self.replay_own_lines(&peer);
                         self.emit(SessionEvent::LinkOpened { peer });
                     }
                     _ => {}
@@ -337,6 +338,12 @@ impl Driver {
                 (peers, Capability::ReadChat)
             }
         };
+        if to.is_none() {
+            if self.own_lines.len() >= OWN_LINES_MAX {
+                self.own_lines.pop_front();
+            }
+            self.own_lines.push_back(msg.clone());
+        }
         let mut sent_to = 0;
         for peer in targets {
             let allowed = self
@@ -350,6 +357,27 @@ impl Driver {
         Ok(ChatReceipt { mid, sent_to })
     }
 }
+
+impl Driver {
+    /// Late-joiner sync (kibitz-wire.md §5.4): our own public lines go to a peer whose link
+    /// just opened, if it may read chat; receivers merge them by `mid`.
+    fn replay_own_lines(&mut self, peer: &str) {
+        let may_read = self
+            .grants
+            .grant_of(peer, self.roster.as_ref(), unix_secs())
+            .can_perceive(Capability::ReadChat);
+        if !may_read {
+            return;
+        }
+        let lines: Vec<Value> = self.own_lines.iter().cloned().collect();
+        for line in &lines {
+            self.write_content(peer, line);
+        }
+    }
+}
+
+/// How many of our own public lines are kept for replay.
+const OWN_LINES_MAX: usize = 100;
 
 /// At most `max` UTF-16 code units of `s`, cut on a character boundary (JS `slice`).
 fn clamp_utf16(s: &str, max: usize) -> String {

@@ -4,11 +4,11 @@
 //! (kibitz-wire.md §1, §11):
 //!
 //! - the **media peer** (server-assigned id = our `voiceId`) answers every data OFFER and dials
-//!   the `sig` links the [`MeshPlanner`](crate::room::MeshPlanner) asks for; it carries chat,
+//!   the `sig` links the [`MeshPlanner`] asks for; it carries chat,
 //!   app data, `caps` and the `mh` keepalive;
 //! - the **presence peer** dials `kbz-v1-<room>` and runs the
-//!   [`ParticipantState`](crate::room::ParticipantState) over that link, with the
-//!   [`JoinLoop`](crate::room::JoinLoop) deciding retries, waiting for a host, and (with
+//!   [`ParticipantState`] over that link, with the
+//!   [`JoinLoop`] deciding retries, waiting for a host, and (with
 //!   [`ClaimPolicy::Allowed`](crate::room::ClaimPolicy)) claiming the room and running the
 //!   [`AuthorityState`](crate::room::AuthorityState) ourselves.
 //!

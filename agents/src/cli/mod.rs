@@ -34,6 +34,7 @@ mod files;
 mod join;
 mod keygen;
 mod manifest;
+mod models;
 mod room;
 
 use std::process::ExitCode;
@@ -104,6 +105,8 @@ commands! {
     Broker(broker::BrokerArgs),
     /// Join a Kibitz room as a read-only agent; chat arrives on stdout as JSON lines.
     Join(join::JoinArgs),
+    /// Fetch, list and locate whisper speech-recognition models.
+    Models(models::ModelsArgs),
 }
 
 /// `kibitz-agent`: honest, read-only-by-default AI agents for Kibitz calls.

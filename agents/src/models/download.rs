@@ -12,10 +12,11 @@ const UPSTREAM_BASE: &str = "https://huggingface.co/ggerganov/whisper.cpp/resolv
 /// Report progress at most every this many bytes.
 const PROGRESS_STEP: u64 = 4 << 20;
 
-/// The URL of `model`: `$KIBITZ_AGENT_MODEL_URL/<file>` if set, else upstream.
-pub(crate) fn model_url(model: ModelId) -> String {
-    let base = std::env::var("KIBITZ_AGENT_MODEL_URL")
-        .ok()
+/// The URL of `model` under `base`, else `$KIBITZ_AGENT_MODEL_URL`, else upstream.
+pub(crate) fn model_url(model: ModelId, base: Option<&str>) -> String {
+    let base = base
+        .map(str::to_string)
+        .or_else(|| std::env::var("KIBITZ_AGENT_MODEL_URL").ok())
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| UPSTREAM_BASE.to_string());
     format!("{}/{}", base.trim_end_matches('/'), model.file_name())

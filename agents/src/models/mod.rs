@@ -89,6 +89,9 @@ pub struct FetchOptions {
     pub read_timeout: Duration,
     /// Try the upstream download at all (false: build locally when possible).
     pub try_download: bool,
+    /// Base URL to download from instead of upstream (`<base>/<file name>`); `None` uses
+    /// `KIBITZ_AGENT_MODEL_URL` if set, else the upstream whisper.cpp model repository.
+    pub base_url: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -99,6 +102,7 @@ impl Default for FetchOptions {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
             try_download: true,
+            base_url: None,
         }
     }
 }
@@ -227,10 +231,10 @@ pub async fn fetch(
 
     let mut download_error = String::from("download disabled");
     if opts.try_download {
-        let url = download::model_url(model);
+        let url = download::model_url(model, opts.base_url.as_deref());
         progress(FetchEvent::Downloading { url: url.clone() });
         match download::download(&url, &part, opts, progress).await {
-            Ok(()) => match cache::verify_and_commit(&part, &dest, model.upstream_sha256()).await {
+            Ok(()) => match cache::verify_and_commit(&part, &dest, model).await {
                 Ok(sha) => {
                     progress(FetchEvent::Verified {
                         sha256: sha.clone(),
@@ -251,14 +255,14 @@ pub async fn fetch(
         });
     }
 
-    let Some(built_sha) = model.built_sha256() else {
+    if model.built_sha256().is_none() {
         return Err(ModelError::Unavailable {
             model,
             reason: download_error,
         });
-    };
+    }
     build::build_tiny_en(&dir, &part, progress).await?;
-    let sha = cache::verify_and_commit(&part, &dest, built_sha).await?;
+    let sha = cache::verify_and_commit(&part, &dest, model).await?;
     progress(FetchEvent::Verified {
         sha256: sha.clone(),
     });

@@ -130,7 +130,7 @@ function canvasTrack(fill = '#000') {
  * options}`; options: `mic` (default true: the real fake-device mic is live — "unmuted" —
  * on the audio lane; false = joined muted, placeholder only), `rtcConfig` (default
  * `{iceServers: []}`), `recover` (default true: run the §6.5 ladder), `share` (default
- * false: a real, distinguishable screen-share track on lane 3 instead of the dormant one).
+ * false: start "screen sharing" a green 2×2 canvas on lane 3; the `share(on)` hook toggles it).
  */
 export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} }) {
   const rtcConfig = options.rtcConfig ?? { iceServers: [] }
@@ -140,6 +140,8 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
   const relayLatched = new Set()
   const pendingRelay = new Set()
   const recoverCount = new Map()
+  /** peerId → ICE that arrived before the answerer's pc exists (mic still opening). */
+  const earlyIce = new Map()
   const audioEls = new Map()
   let mesh = null
   let closed = false
@@ -147,11 +149,12 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
   // The local stream: mic lane, camera placeholder, dormant share lane (wire §6.2–§6.3).
   const gatePh = { audio: silentAudioTrack(), video: canvasTrack(), share: canvasTrack() }
   const lanePh = { audio: silentAudioTrack(), video: canvasTrack(), share: canvasTrack() }
-  const real = { audio: lanePh.audio, video: lanePh.video, share: null }
+  // What an allowed peer gets per lane; the share lane is dormant until `share(true)`.
+  const real = { audio: lanePh.audio, video: lanePh.video, share: lanePh.share }
   let micTrack = null
+  let shareTrack = null
   let micError = null
   const ready = (async () => {
-    if (options.share) real.share = canvasTrack('#0f0')
     if (options.mic === false) return
     try {
       const s = await navigator.mediaDevices.getUserMedia({ audio: AUDIO_CONSTRAINTS })
@@ -169,8 +172,15 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
     const cap = GATE_CAP[lane]
     return !cap || canPerceive(grantOf(id), cap)
   }
-  const trackName = (t) =>
-    !t ? 'none' : t === micTrack ? 'mic' : t === real.share && options.share ? 'share' : 'placeholder'
+  const trackName = (t) => (!t ? 'none' : t === micTrack ? 'mic' : t === shareTrack ? 'share' : 'placeholder')
+
+  /** Start (a green canvas, like a presenter's screen) or stop screen sharing on lane 3. */
+  const setShare = (on) => {
+    if (on && !shareTrack) shareTrack = canvasTrack('#0f0')
+    real.share = on && shareTrack ? shareTrack : lanePh.share
+    for (const [id, link] of links) applyGate(id, link)
+  }
+  if (options.share) setShare(true)
 
   /** Swap each lane's sender on one pc to what this peer may receive. */
   const applyGate = (id, link) => {
@@ -180,9 +190,10 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
       const ok = allowed(id, lane)
       const want = gatedTrack(ok, real[lane], gatePh[lane])
       const sender = laneSender(pc, lane)
-      if (ok && !want) {
-        view[lane] = trackName(sender?.track)
-        continue // nothing real on this lane: leave the dormant placeholder
+      if (!want) {
+        view[lane] = 'none' // no placeholder could be minted: fail closed
+        sender?.replaceTrack(null).catch(() => {})
+        continue
       }
       if (sender && sender.track !== want) {
         sender.replaceTrack(want).catch(() => {
@@ -210,7 +221,7 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
       polite: !isInitiator(voiceId, id),
       makingOffer: false,
       remoteSet: false,
-      pendingIce: [],
+      pendingIce: initiatedByUs ? [] : earlyIce.get(id) ?? [],
       relay: useRelay,
       createdAt: Date.now(),
       lastFlow: Date.now(),
@@ -220,6 +231,7 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
       gateKey: '',
     }
     links.set(id, link)
+    earlyIce.delete(id)
     // addTrack (not addTransceiver): the answerer's transceivers are then reused by the
     // offer's m-lines, so both sides keep exactly audio, video, video (sendrecv).
     for (const t of localStream.getTracks()) pc.addTrack(t, localStream)
@@ -292,6 +304,7 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
         if (recoverOn) reDial(id)
         return
       case 'm-recreate': {
+        earlyIce.delete(id)
         const link = links.get(id)
         if (link) closePc(id, link)
         if (msg.relay) {
@@ -304,7 +317,15 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
         return onSdp(id, msg)
       case 'm-ice': {
         const link = links.get(id)
-        if (!link || !msg.c) return
+        if (!msg.c || typeof msg.c !== 'object') return
+        if (!link) {
+          // Before the answerer's first pc: keep a bounded few for it.
+          if (isInitiator(voiceId, id)) return
+          const q = earlyIce.get(id) ?? []
+          if (q.length < 64) q.push(msg.c)
+          earlyIce.set(id, q)
+          return
+        }
         if (link.remoteSet) await link.pc.addIceCandidate(msg.c).catch(() => {})
         else link.pendingIce.push(msg.c)
         return
@@ -356,14 +377,14 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
     else sendSig(id, MH_DEAD)
   }
 
-  const reDial = (id) => {
+  const reDial = (id, forced) => {
     if (closed || !isInitiator(voiceId, id) || !mesh?.isOpen(id)) return
     const n = recoverCount.get(id) ?? 0
     if (n >= MEDIA_TIMING.MAX_RECOVER) return
     recoverCount.set(id, n + 1)
     const link = links.get(id)
     const neverFlowed = !!link && link.pc.connectionState === 'connected' && !link.everFlowed
-    const step = link ? redialPlan(n, neverFlowed) : 'recreate'
+    const step = forced ?? (link ? redialPlan(n, neverFlowed) : 'recreate')
     emit({ type: 'media-recover', remote: id, attempt: n + 1, step })
     if (step === 'restart' && link) {
       link.lastFlow = Date.now()
@@ -444,6 +465,7 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
       const link = links.get(id)
       if (link) closePc(id, link)
       recoverCount.delete(id)
+      earlyIce.delete(id)
       relayLatched.delete(id)
       pendingRelay.delete(id)
       const el = audioEls.get(id)
@@ -474,10 +496,25 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
       }
       return { voiceId, mic: micTrack ? micTrack.readyState : 'none', micError, peers }
     },
-    /** Test hook: run one rung of the initiator's recovery ladder for `id` now. */
-    redial(id) {
+    /** Start/stop screen sharing (a green canvas) on the share lane, through the gate. */
+    share(on) {
+      setShare(on !== false)
+      return { sharing: real.share === shareTrack && !!shareTrack }
+    },
+    /** Mean RGB of the frame `id` sends us on its share lane (the second video m-line). */
+    async remoteShareColor(id) {
+      const link = links.get(id)
+      if (!link) throw new Error(`no media pc to ${id}`)
+      const video = link.pc.getTransceivers().filter((t) => t.receiver.track?.kind === 'video')[1]
+      if (!video) throw new Error('no share lane negotiated')
+      return await meanColor(video.receiver.track)
+    },
+    /** Test hook: run one rung of the initiator's recovery ladder for `id` now (`step`:
+     *  `restart` / `recreate` / `relay` forces the rung; default = the ladder's choice). */
+    redial(id, step) {
       if (!isInitiator(voiceId, id)) throw new Error('only the initiator re-dials')
-      reDial(id)
+      if (step !== undefined && !['restart', 'recreate', 'relay'].includes(step)) throw new Error(`bad step ${step}`)
+      reDial(id, step)
       return { attempt: recoverCount.get(id) ?? 0 }
     },
     close() {
@@ -487,6 +524,33 @@ export function createMedia({ voiceId, emit, grantOf, canPerceive, options = {} 
     },
   }
   return hooks
+}
+
+/** Mean RGB of the current frame of a remote video track (drawn through a <video>). */
+async function meanColor(track) {
+  const el = document.createElement('video')
+  el.muted = true
+  el.srcObject = new MediaStream([track])
+  await el.play().catch(() => {})
+  const t0 = Date.now()
+  while (el.videoWidth === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100))
+  const w = el.videoWidth
+  const h = el.videoHeight
+  if (!w || !h) {
+    el.srcObject = null
+    return { frames: false, r: 0, g: 0, b: 0 }
+  }
+  const canvas = document.createElement('canvas')
+  canvas.width = w
+  canvas.height = h
+  const g = canvas.getContext('2d')
+  g.drawImage(el, 0, 0, w, h)
+  const px = g.getImageData(0, 0, w, h).data
+  el.srcObject = null
+  const sum = [0, 0, 0]
+  for (let i = 0; i < px.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += px[i + c]
+  const n = px.length / 4
+  return { frames: true, width: w, height: h, r: sum[0] / n, g: sum[1] / n, b: sum[2] / n }
 }
 
 /** What each lane's sender carries: kinds in m-line order and their track ids. */
