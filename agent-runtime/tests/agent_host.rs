@@ -14,7 +14,7 @@ use agent_runtime::agent::{
 };
 use agent_runtime::lane_gate::{ActError, LaneKind};
 use agent_runtime::session::SessionEvent;
-use agent_runtime::wire::presence::{CallMember, Roster};
+use agent_runtime::wire::presence::{CallMember, LobbyStatus, Roster};
 use async_trait::async_trait;
 use capability_manifest::{Capability::*, Grant, SignedManifestError};
 use serde_json::json;
@@ -524,6 +524,10 @@ async fn session_events_map_to_agent_events_through_the_gate() {
     host.dispatch_session(&SessionEvent::GrantChanged(Grant::full()));
     // Not for agents.
     host.dispatch_session(&SessionEvent::Knocking);
+    // Admission is reported once even when the lobby also said so.
+    host.dispatch_session(&SessionEvent::Lobby(LobbyStatus::Waiting));
+    host.dispatch_session(&SessionEvent::Lobby(LobbyStatus::Admitted));
+    host.dispatch_session(&SessionEvent::Admitted);
     let want = vec![
         AgentEvent::AppView {
             from: "p1".into(),
@@ -552,7 +556,17 @@ async fn session_events_map_to_agent_events_through_the_gate() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    let _ = host.shutdown().await;
+    assert_eq!(
+        rx.recv().await.unwrap().1,
+        AgentEvent::Lobby(LobbyStatus::Waiting)
+    );
+    assert_eq!(
+        rx.recv().await.unwrap().1,
+        AgentEvent::Lobby(LobbyStatus::Admitted)
+    );
+    let reports = host.shutdown().await;
+    assert_eq!(reports.len(), 1);
+    assert!(rx.try_recv().is_err(), "nothing else was delivered");
 }
 
 #[tokio::test]

@@ -386,3 +386,40 @@ fn a_denial_writes_an_audit_line() {
     // The path and query (which may hold secrets) are not logged.
     assert!(!line.contains("token"), "{line}");
 }
+
+proptest::proptest! {
+    /// Whatever URL an agent passes, the check never panics, and anything it lets through has
+    /// exactly a declared origin.
+    #[test]
+    fn the_check_never_panics_and_only_passes_declared_origins(
+        scheme in "(https?|HTTPS?|ftp|file|data)",
+        user in "(|[a-z]{1,3}(:[a-z]{1,3})?@)",
+        host in "(a\\.example|A\\.EXAMPLE|b\\.example|127\\.0\\.0\\.1|localhost|a\\.example\\.|\\[::1\\])",
+        port in "(|:443|:80|:8443|:0|:99999)",
+        rest in "[ -~]{0,20}",
+        junk in proptest::collection::vec(proptest::prelude::any::<char>(), 0..40),
+    ) {
+        let c = EgressClient::new(
+            "p",
+            ["https://a.example", "http://127.0.0.1:80"],
+            EgressOptions::default(),
+        )
+        .unwrap();
+        let url = format!("{scheme}://{user}{host}{port}/{rest}");
+        if let Ok(u) = c.check(&url) {
+            let origin = format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap(),
+                u.port_or_known_default().unwrap()
+            );
+            proptest::prop_assert!(
+                origin == "https://a.example:443" || origin == "http://127.0.0.1:80",
+                "{url} passed as {origin}"
+            );
+            proptest::prop_assert!(u.username().is_empty() && u.password().is_none());
+        }
+        let junk: String = junk.into_iter().collect();
+        let _ = c.check(&junk);
+    }
+}

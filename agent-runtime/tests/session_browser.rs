@@ -309,3 +309,107 @@ async fn agent_survives_the_host_leaving() {
     agent.leave().await;
     browser.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_authority_hosts_a_chromium_participant() {
+    let (broker, browser) = setup().await;
+    let room = "Rust Hosted";
+    let cfg = BrokerConfig::new("127.0.0.1", broker.port(), false);
+    let mut opts = host_opts(cfg, room, "RustHost");
+    opts.lobby_on_start = true;
+    let (host, mut ev) = RoomSession::start(opts).await.unwrap();
+    wait_for(&mut ev, "authority", 30, |e| {
+        matches!(e, SessionEvent::BecameAuthority)
+    })
+    .await;
+
+    let bob = browser
+        .open_peer(
+            "bob",
+            &PeerOptions::new(Role::Participant, room, "Bob", &broker),
+        )
+        .await
+        .unwrap();
+    assert!(!bob.authority, "the Rust session holds the room");
+    let knock = wait_for(
+        &mut ev,
+        "bob's knock",
+        30,
+        |e| matches!(e, SessionEvent::Knock { name, .. } if name == "Bob"),
+    )
+    .await;
+    let SessionEvent::Knock { conn, .. } = knock else {
+        unreachable!()
+    };
+    assert_eq!(conn, bob.presence_id, "knocks are keyed by presence id");
+    browser
+        .wait_for("bob", "lobby", |e| e.str("status") == Some("waiting"), WAIT)
+        .await
+        .unwrap();
+    host.admit(&conn).await.unwrap();
+    browser
+        .wait_for(
+            "bob",
+            "lobby",
+            |e| e.str("status") == Some("admitted"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let roster = browser
+        .wait_for(
+            "bob",
+            "roster",
+            |e| member(e, host.voice_id()).is_some() && member(e, &bob.voice_id).is_some(),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(roster.get("lobby"), Some(&json!(true)), "{roster}");
+    let h = member(&roster, host.voice_id()).unwrap();
+    assert_eq!(h.get("name"), Some(&json!("RustHost")), "{h}");
+
+    // Chat both ways over the mesh.
+    wait_for(
+        &mut ev,
+        "link to bob",
+        30,
+        |e| matches!(e, SessionEvent::LinkOpened { peer } if *peer == bob.voice_id),
+    )
+    .await;
+    browser.chat("bob", "hi rust").await.unwrap();
+    let got = wait_for(&mut ev, "bob's chat", 30, |e| {
+        matches!(e, SessionEvent::Chat { .. })
+    })
+    .await;
+    assert!(
+        matches!(&got, SessionEvent::Chat { from, name, text, .. }
+            if *from == bob.voice_id && name == "Bob" && text == "hi rust"),
+        "{got:?}"
+    );
+    let before = browser.cursor();
+    assert_eq!(host.send_chat("hi bob").await.unwrap().sent_to, 1);
+    browser
+        .wait_event_since(
+            before,
+            |e| e.is("bob", "chat") && e.str("text") == Some("hi bob"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+
+    // Kick: the browser is told and leaves the roster.
+    host.kick(&bob.voice_id).await.unwrap();
+    browser
+        .wait_for("bob", "kicked", |_| true, WAIT)
+        .await
+        .unwrap();
+    let agent_gone = host.voice_id().to_owned();
+    eventually("bob leaves the Rust roster", 10, || {
+        host.roster()
+            .is_some_and(|r| r.members.len() == 1 && r.members.iter().all(|m| m.id == agent_gone))
+    })
+    .await;
+    host.leave().await;
+    browser.shutdown().await.unwrap();
+}

@@ -152,6 +152,9 @@ async fn garbage_on_a_link_is_counted_and_dropped() {
     let (agent, mut agent_ev) = RoomSession::start(agent_opts(broker.cfg(), "garbage", "Sturdy"))
         .await
         .unwrap();
+    // A line said before anyone is linked is replayed when a link opens (late-joiner sync).
+    let early = agent.send_chat("earlier line").await.unwrap();
+    assert_eq!(early.sent_to, 0);
     let (raw_id, mesh, signaling) = raw_peer(&broker).await;
     let mut link = mesh
         .connect(agent.voice_id(), ConnectOptions::default())
@@ -168,6 +171,29 @@ async fn garbage_on_a_link_is_counted_and_dropped() {
             _ => {}
         }
     }
+
+    let replayed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), link.recv())
+            .await
+            .expect("replayed line in time")
+            .expect("link alive")
+        {
+            DataConnectionEvent::Message(m) => break m,
+            DataConnectionEvent::Closed => panic!("link closed"),
+            _ => {}
+        }
+    };
+    let line = agent_runtime::wire::binarypack::decode(&replayed).unwrap();
+    assert_eq!(line.get("k").and_then(Value::as_str), Some("chat"));
+    assert_eq!(
+        line.get("text").and_then(Value::as_str),
+        Some("earlier line")
+    );
+    assert_eq!(
+        line.get("mid").and_then(Value::as_str),
+        Some(early.mid.as_str())
+    );
+    assert_eq!(early.mid, format!("{}#1", agent.voice_id()));
 
     let garbage: Vec<Bytes> = vec![
         // `undefined` (decodes, but is not a message).

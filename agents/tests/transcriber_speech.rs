@@ -102,6 +102,12 @@ async fn espeak_sentences_are_transcribed_and_attributed() {
         }
     }
     windows.extend(seg.flush());
+    for w in &windows {
+        eprintln!(
+            "window {} {:?} utt {} rev {} {:?}..{:?}",
+            w.speaker_id, w.kind, w.utterance, w.revision, w.start, w.end
+        );
+    }
 
     let finals: Vec<_> = windows
         .iter()
@@ -122,7 +128,9 @@ async fn espeak_sentences_are_transcribed_and_attributed() {
     let mut audio_secs = 0.0;
     let started = Instant::now();
     for w in &windows {
+        let t = Instant::now();
         let text = engine.transcribe(w.audio.clone()).await.unwrap();
+        eprintln!("  {:?} {:.2}s audio in {:?}: {text}", w.kind, w.audio.len() as f64 / 16000.0, t.elapsed());
         if w.kind == SegmentKind::Final {
             audio_secs += w.audio.len() as f64 / f64::from(SAMPLE_RATE);
         }

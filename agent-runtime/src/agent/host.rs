@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::egress::{EgressClient, EgressOptions};
 use crate::lane_gate::{system_clock, EpochClock, LaneGate, LaneMetrics};
 use crate::session::SessionEvent;
-use crate::wire::presence::Roster;
+use crate::wire::presence::{LobbyStatus, Roster};
 
 use super::artifact::{ArtifactSink, NullSink};
 use super::context::Context;
@@ -281,8 +281,8 @@ impl AgentHost {
     }
 
     /// Map one [`SessionEvent`] to agent events and dispatch them: rosters, chat, app data
-    /// (`{"__kib_agent":"view"}` envelopes become [`AgentEvent::AppView`]), lobby status and
-    /// grant changes ([`set_host_grant`](Self::set_host_grant)). Other session events are not
+    /// (`{"__kib_agent":"view"}` envelopes become [`AgentEvent::AppView`]), lobby status
+    /// (admission reported once, as `Lobby(Admitted)`) and grant changes ([`set_host_grant`](Self::set_host_grant)). Other session events are not
     /// for agents.
     pub fn dispatch_session(&self, ev: &SessionEvent) {
         match ev {
@@ -313,6 +313,10 @@ impl AgentHost {
                 };
                 self.dispatch(&ev);
             }
+            // `Admitted` (first roster with us in it) is the one admission signal: the lobby's
+            // own `admitted` status only comes when the lobby was on, so it is not repeated.
+            SessionEvent::Admitted => self.dispatch(&AgentEvent::Lobby(LobbyStatus::Admitted)),
+            SessionEvent::Lobby(LobbyStatus::Admitted) => {}
             SessionEvent::Lobby(status) => self.dispatch(&AgentEvent::Lobby(*status)),
             SessionEvent::GrantChanged(g) => self.set_host_grant(Some(g.clone())),
             _ => {}

@@ -16,9 +16,10 @@ pub enum LaneKind {
     Chat,
     /// App data sent to us only (`receive-directed`).
     Directed,
-    /// Broadcast app data and app views (`read-chat`, see [`classify`]).
+    /// Broadcast app data and app views (`read-chat`: Kibitz gates `app` broadcasts like chat;
+    /// UNCONFIRMED in the spec).
     App,
-    /// Schema publications (`read-chat`, see [`classify`]).
+    /// Schema publications (`read-chat`, like other broadcasts; UNCONFIRMED in the spec).
     Schema,
     /// Per-speaker microphone audio (`hear-audio`).
     Audio,

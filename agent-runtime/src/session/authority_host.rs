@@ -12,10 +12,11 @@ use crate::wire::content::ContentMsg;
 use crate::wire::json::from_json;
 use crate::wire::presence::{CallMember, ClientMsg};
 
-use super::driver::{unix_secs, Authority, Driver, LinkRole};
+use super::driver::{unix_secs, Authority, Driver};
 use super::event::{Counters, SessionEvent};
 use super::handle::{HostOp, SessionError};
 use super::input::LinkId;
+use super::links::LinkRole;
 
 impl Driver {
     /// The claim opened: run the authority (inheriting the last roster after a migration).

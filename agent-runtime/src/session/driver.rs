@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use capability_manifest::Grant;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::mesh::{DataConnection, DtlsIdentity, MeshOptions};
+use crate::mesh::{DtlsIdentity, MeshOptions};
 use crate::room::{
     AuthorityState, CapsPolicy, ChatDedupe, JoinLoop, MeshPlanner, ParticipantState,
 };
@@ -22,41 +22,16 @@ use crate::signaling::{BrokerConfig, ConnectOptions as SignalingOptions};
 use crate::wire::presence::Roster;
 use crate::wire::Value;
 
-use super::broker_peer::{spawn_link, BrokerPeer, Write};
-use super::codec::LinkCodec;
+use super::broker_peer::BrokerPeer;
 use super::event::{Counters, SessionEvent};
 use super::grant_view::GrantView;
 use super::handle::{Command, SessionError};
 use super::input::{Input, LinkId};
+use super::leave::Leaving;
+use super::links::Link;
 
 /// A floor on how soon the loop wakes up again, guarding against a busy loop.
 const MIN_SLEEP: Duration = Duration::from_millis(2);
-/// Time given to queued presence messages and close signals before the sockets go.
-const FLUSH_DELAY: Duration = Duration::from_millis(200);
-/// `bye` → close on the mesh.
-const BYE_DELAY: Duration = Duration::from_millis(250);
-
-/// What a link carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LinkRole {
-    /// Our presence link to the authority.
-    Presence,
-    /// A participant's presence link to us (authority role), tagged with the authority epoch.
-    AuthorityConn(u64),
-    /// A mesh `sig` link.
-    Sig,
-    /// A mesh `bulk` link.
-    Bulk,
-}
-
-/// One DataConnection in the table.
-pub(crate) struct Link {
-    pub(crate) peer: String,
-    pub(crate) role: LinkRole,
-    pub(crate) writer: mpsc::UnboundedSender<Write>,
-    pub(crate) codec: LinkCodec,
-    pub(crate) open: bool,
-}
 
 /// The authority role while we hold `kbz-v1-<room>`.
 pub(crate) struct Authority {
@@ -87,22 +62,6 @@ pub(crate) struct Facts {
     pub(crate) assertion_key: Option<Arc<capability_manifest::AgentKey>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LeaveStage {
-    /// `bye` sent on the mesh; links close at `at`.
-    Bye,
-    /// Presence `voice off`/`leave` queued, links closing; sockets go at `at`.
-    Flush,
-}
-
-struct Leaving {
-    stage: LeaveStage,
-    at: Instant,
-    /// Skip the presence goodbye (we were kicked or refused).
-    quiet: bool,
-    done: Vec<oneshot::Sender<()>>,
-}
-
 /// The event loop's state.
 pub(crate) struct Driver {
     pub(crate) facts: Facts,
@@ -117,7 +76,7 @@ pub(crate) struct Driver {
     pub(crate) presence: BrokerPeer,
 
     pub(crate) links: HashMap<LinkId, Link>,
-    next_link: LinkId,
+    pub(crate) next_link: LinkId,
     pub(crate) presence_link: Option<LinkId>,
     pub(crate) presence_attempt: u64,
     pub(crate) sig: HashMap<String, LinkId>,
@@ -143,8 +102,8 @@ pub(crate) struct Driver {
     roster_tx: watch::Sender<Option<Roster>>,
     grant_tx: watch::Sender<Grant>,
     pub(crate) counters: Arc<Counters>,
-    leaving: Option<Leaving>,
-    stopped: bool,
+    pub(crate) leaving: Option<Leaving>,
+    pub(crate) stopped: bool,
 }
 
 /// The channels and machines a driver is built from.
@@ -370,52 +329,6 @@ impl Driver {
         }
     }
 
-    /// Registers a connection, spawning its reader and writer.
-    pub(crate) fn add_link(&mut self, conn: DataConnection, role: LinkRole) -> LinkId {
-        let id = self.next_link;
-        self.next_link += 1;
-        let peer = conn.peer().to_owned();
-        let writer = spawn_link(
-            conn,
-            id,
-            &mut self.tasks,
-            self.tx.clone(),
-            self.cancel.child_token(),
-        );
-        self.links.insert(
-            id,
-            Link {
-                peer,
-                role,
-                writer,
-                codec: LinkCodec::new(),
-                open: false,
-            },
-        );
-        id
-    }
-
-    /// Sends one message on a link (chunked when large); false when it is not open.
-    pub(crate) fn write(&mut self, id: LinkId, value: &Value) -> bool {
-        let Some(link) = self.links.get_mut(&id).filter(|l| l.open) else {
-            return false;
-        };
-        for payload in link.codec.encode(value) {
-            if link.writer.send(Write::Data(payload)).is_err() {
-                return false;
-            }
-            Counters::bump(&self.counters.frames_out);
-        }
-        true
-    }
-
-    /// Closes a link after whatever was queued on it, and forgets it.
-    pub(crate) fn close_link(&mut self, id: LinkId) {
-        if let Some(link) = self.links.remove(&id) {
-            let _ = link.writer.send(Write::Close);
-        }
-    }
-
     /// A roster arrived (participant) or changed (authority).
     pub(crate) fn on_roster(&mut self, now: Instant, roster: Roster) {
         if self.leaving.is_none() {
@@ -450,82 +363,5 @@ impl Driver {
             self.grant_tx.send_replace(g.clone());
             self.emit(SessionEvent::GrantChanged(g));
         }
-    }
-
-    /// Starts the graceful leave (`quiet`: skip the presence goodbye).
-    pub(crate) fn begin_leave(
-        &mut self,
-        now: Instant,
-        quiet: bool,
-        done: Option<oneshot::Sender<()>>,
-    ) {
-        if let Some(l) = self.leaving.as_mut() {
-            l.quiet |= quiet;
-            l.done.extend(done);
-            return;
-        }
-        tracing::debug!(quiet, "leaving");
-        self.planner.leave(now);
-        self.leaving = Some(Leaving {
-            stage: LeaveStage::Bye,
-            at: now + BYE_DELAY,
-            quiet,
-            done: done.into_iter().collect(),
-        });
-    }
-
-    pub(crate) fn is_leaving(&self) -> bool {
-        self.leaving.is_some()
-    }
-
-    fn leave_timeout(&mut self, now: Instant) {
-        let Some(l) = self.leaving.as_ref().filter(|l| l.at <= now) else {
-            return;
-        };
-        match l.stage {
-            LeaveStage::Bye => {
-                if !l.quiet {
-                    self.participant.leave(now);
-                    while let Some(o) = self.participant.poll_output() {
-                        self.on_participant_output(now, o);
-                    }
-                }
-                let ids: Vec<LinkId> = self.links.keys().copied().collect();
-                for id in ids {
-                    self.close_link(id);
-                }
-                self.join.handle_input(now, crate::room::JoinInput::Close);
-                if let Some(l) = self.leaving.as_mut() {
-                    l.stage = LeaveStage::Flush;
-                    l.at = now + FLUSH_DELAY;
-                }
-            }
-            LeaveStage::Flush => {
-                self.shutdown_all();
-                self.stopped = true;
-                self.emit(SessionEvent::Left);
-                for d in self.leaving.take().map(|l| l.done).unwrap_or_default() {
-                    let _ = d.send(());
-                }
-            }
-        }
-    }
-
-    fn shutdown_all(&mut self) {
-        let ids: Vec<LinkId> = self.links.keys().copied().collect();
-        for id in ids {
-            self.close_link(id);
-        }
-        if let Some((_, h)) = self.claim_task.take() {
-            h.abort();
-        }
-        if let Some((_, p)) = self.claimed.take() {
-            p.shutdown(&mut self.tasks);
-        }
-        if let Some(a) = self.authority.take() {
-            a.peer.shutdown(&mut self.tasks);
-        }
-        self.media.shutdown(&mut self.tasks);
-        self.presence.shutdown(&mut self.tasks);
     }
 }

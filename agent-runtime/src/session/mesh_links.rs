@@ -14,10 +14,11 @@ use crate::wire::presence::GUEST_NAME;
 use crate::wire::Value;
 
 use super::codec::Decoded;
-use super::driver::{unix_ms, unix_secs, Driver, LinkRole};
+use super::driver::{unix_ms, unix_secs, Driver};
 use super::event::{Counters, SessionEvent};
 use super::handle::{ChatReceipt, SessionError};
 use super::input::{LinkEvent, LinkId, PeerKind};
+use super::links::LinkRole;
 
 impl Driver {
     /// A remote peer dialled one of our identities.

@@ -49,6 +49,8 @@ mod event;
 mod grant_view;
 mod handle;
 mod input;
+mod leave;
+mod links;
 mod mesh_links;
 mod options;
 mod presence_link;

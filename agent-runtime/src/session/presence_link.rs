@@ -16,9 +16,10 @@ use crate::signaling::{random_token, SignalingError, SignalingEvent};
 use crate::wire::presence::{AuthorityMsg, LobbyStatus};
 
 use super::broker_peer::{BrokerPeer, PendingPumps};
-use super::driver::{unix_secs, Driver, LinkRole};
+use super::driver::{unix_secs, Driver};
 use super::event::{Counters, SessionEvent};
 use super::input::{Input, LinkId, PeerKind};
+use super::links::LinkRole;
 
 /// Signs `kbz-agent-key.v1` over our fingerprint and the room, `iat` = now.
 pub(crate) struct KeySigner {

@@ -160,7 +160,12 @@ impl Segmenter {
             });
         speaker.name.clone_from(&frame.speaker_name);
         speaker.last_frame_at = now;
-        if speaker.carry.is_empty() {
+        // A frame that does not continue the carried samples (a gap, or time went back)
+        // starts a new run: the carried fraction of a window is dropped.
+        let expected = speaker.carry_start + samples_to_duration(speaker.carry.len());
+        let drift = frame.timestamp.abs_diff(expected);
+        if speaker.carry.is_empty() || drift > self.opts.analysis_window {
+            speaker.carry.clear();
             speaker.carry_start = frame.timestamp;
         }
         speaker.carry.extend(frame.pcm.to_f32());
@@ -267,7 +272,9 @@ fn analyse(
     if utt.audio.len() >= samples(opts.max_utterance) {
         return finish(opts, id, speaker, 0);
     }
-    if utt.since_partial >= samples(opts.partial_interval) && utt.voiced >= samples(opts.min_speech)
+    if voiced
+        && utt.since_partial >= samples(opts.partial_interval)
+        && utt.voiced >= samples(opts.min_speech)
     {
         utt.since_partial = 0;
         utt.partials += 1;
@@ -404,6 +411,24 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_follow_frames_across_gaps() {
+        let mut seg = Segmenter::new(SegmenterOptions::default());
+        let t0 = Instant::now();
+        // 1010 ms of tone: the last 10 ms stay carried, then the speaker is silent for a while.
+        let mut audio = tone(1010);
+        audio.extend(silence(600));
+        let first = feed(&mut seg, "a", &audio, Duration::ZERO, t0);
+        assert_eq!(first.last().map(|w| w.kind), Some(SegmentKind::Final));
+        let mut audio = silence(300);
+        audio.extend(tone(600));
+        audio.extend(silence(600));
+        let second = feed(&mut seg, "a", &audio, Duration::from_secs(10), t0);
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_eq!(second[0].start, Duration::from_millis(10_100));
+        assert_eq!(second[0].utterance, 2);
+    }
+
+    #[test]
     fn short_blips_are_dropped() {
         let mut seg = Segmenter::new(SegmenterOptions::default());
         let t0 = Instant::now();
@@ -440,7 +465,8 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert!(b.is_empty());
         let due = seg.poll_at().unwrap();
-        assert_eq!(due, t0 + Duration::from_millis(1180) + Duration::from_millis(500));
+        // Speaker b's last frame was at 580 ms: its stall deadline comes first.
+        assert_eq!(due, t0 + Duration::from_millis(580 + 500));
         // Nothing before the deadline of the first speaker to stall.
         assert!(seg.poll(t0 + Duration::from_millis(1000)).is_empty());
         let done = seg.poll(t0 + Duration::from_secs(2));

@@ -17,6 +17,9 @@ pub struct EngineOptions {
     pub threads: usize,
     /// Spoken language (`"en"`), or `None` to detect it (multilingual models only).
     pub language: Option<String>,
+    /// Encode only as much of whisper's 30 s context as the window needs (plus a margin)
+    /// instead of all of it: several times faster on short utterances.
+    pub fit_audio_ctx: bool,
 }
 
 impl Default for EngineOptions {
@@ -24,6 +27,7 @@ impl Default for EngineOptions {
         EngineOptions {
             threads: 2,
             language: Some("en".to_string()),
+            fit_audio_ctx: true,
         }
     }
 }
@@ -141,6 +145,11 @@ impl WhisperEngine {
         } else {
             audio
         };
+        if self.inner.opts.fit_audio_ctx {
+            params.set_audio_ctx(audio_ctx_for(input.len()));
+        }
+        // Bound decoding (and so the cost of a repetition loop) by the window length.
+        params.set_max_tokens(max_tokens_for(input.len()));
         state.full(params, input)?;
         let mut text = String::new();
         for seg in state.as_iter() {
@@ -155,7 +164,7 @@ impl WhisperEngine {
             text.push_str(piece);
         }
         self.put_state(state);
-        Ok(text)
+        Ok(collapse_repeats(&text))
     }
 
     fn take_state(&self) -> Option<WhisperState> {
@@ -169,6 +178,39 @@ impl WhisperEngine {
     }
 }
 
+/// Encoder positions for `samples` of audio: 50 per second, plus a one-second margin, capped at
+/// whisper's full 1500.
+fn audio_ctx_for(samples: usize) -> i32 {
+    let needed = samples.div_ceil(SAMPLE_RATE as usize / 50) + 50;
+    i32::try_from(needed.min(1500)).unwrap_or(1500)
+}
+
+/// Most tokens to decode for `samples` of audio: about three times a brisk speaking rate.
+fn max_tokens_for(samples: usize) -> i32 {
+    let secs = samples.div_ceil(SAMPLE_RATE as usize);
+    i32::try_from(secs * 12 + 16).unwrap_or(i32::MAX)
+}
+
+/// Drop consecutive repeats of a sentence (`A. A. A.` → `A.`), a known failure mode of small
+/// whisper models on short windows.
+fn collapse_repeats(text: &str) -> String {
+    let mut sentences: Vec<&str> = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let cut = rest
+            .char_indices()
+            .find(|&(_, c)| matches!(c, '.' | '!' | '?'))
+            .map_or(rest.len(), |(i, c)| i + c.len_utf8());
+        let (sentence, tail) = rest.split_at(cut);
+        let sentence = sentence.trim();
+        if sentences.last() != Some(&sentence) {
+            sentences.push(sentence);
+        }
+        rest = tail.trim_start();
+    }
+    sentences.join(" ")
+}
+
 /// Non-speech markers whisper emits on silence or noise: `[BLANK_AUDIO]`, `(music)`, `*sigh*`.
 fn is_annotation(s: &str) -> bool {
     let pairs = [('[', ']'), ('(', ')'), ('*', '*')];
@@ -180,6 +222,25 @@ fn is_annotation(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_ctx_fits_the_window() {
+        assert_eq!(audio_ctx_for(16_000), 100);
+        assert_eq!(audio_ctx_for(16_001), 101);
+        assert_eq!(audio_ctx_for(16_000 * 60), 1500);
+    }
+
+    #[test]
+    fn repeats_are_collapsed() {
+        assert_eq!(
+            collapse_repeats("The fox. The fox. The fox. The dog!"),
+            "The fox. The dog!"
+        );
+        assert_eq!(collapse_repeats("Go. Stop. Go."), "Go. Stop. Go.");
+        assert_eq!(collapse_repeats("no stop"), "no stop");
+        assert_eq!(collapse_repeats(""), "");
+        assert_eq!(max_tokens_for(16_000 * 3), 52);
+    }
 
     #[test]
     fn annotations_are_recognised() {
