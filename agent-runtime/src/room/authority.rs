@@ -329,6 +329,9 @@ impl AuthorityState {
 
     /// A presence connection closed or errored: its member is dropped at once.
     pub fn on_disconnect(&mut self, _now: Instant, conn: &str) {
+        if let Some(v) = self.verifier.as_mut() {
+            v.on_disconnect(conn);
+        }
         if self.conns.remove(conn).is_none() && !self.members.contains_conn(conn) {
             return;
         }
@@ -524,7 +527,7 @@ impl AuthorityState {
         let Some(verifier) = self.verifier.as_mut() else {
             return;
         };
-        match verifier.verify(&cred, fp.as_deref(), now_secs) {
+        match verifier.verify_on(conn, &cred, fp.as_deref(), now_secs) {
             GateDecision::Hold => self.hold(conn),
             GateDecision::Refused { reason } => self.unverified(conn, reason),
             GateDecision::Ok { caps } => {

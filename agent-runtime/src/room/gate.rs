@@ -62,6 +62,21 @@ pub trait IdentityVerifier: Send {
         remote_fp: Option<&str>,
         now_secs: u64,
     ) -> GateDecision;
+
+    /// [`Self::verify`], told which presence connection presents the credentials (for stateful
+    /// checks such as an assertion replay guard). Default: [`Self::verify`].
+    fn verify_on(
+        &mut self,
+        _conn: &str,
+        cred: &Credentials,
+        remote_fp: Option<&str>,
+        now_secs: u64,
+    ) -> GateDecision {
+        self.verify(cred, remote_fp, now_secs)
+    }
+
+    /// Presence connection `conn` closed (release per-connection state). Default: nothing.
+    fn on_disconnect(&mut self, _conn: &str) {}
 }
 
 /// A verifier that admits everyone (tests, and rooms that gate only by lobby).

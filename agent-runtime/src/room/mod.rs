@@ -7,6 +7,7 @@
 //! a clock or an async runtime; the tokio shell does, and tests drive the machines on a virtual
 //! clock. Specs: kibitz-wire.md §2.3–2.4, §4, §5.1–5.4, §7; kibitz-agents.md §0.3, §3.5–3.10, §6.
 
+pub mod allow_list;
 pub mod authority;
 pub mod caps_policy;
 pub mod chat_dedupe;
@@ -18,6 +19,7 @@ pub mod participant;
 pub mod roster;
 pub mod timers;
 
+pub use allow_list::AllowListVerifier;
 pub use authority::{
     AuthorityEvent, AuthorityOptions, AuthorityOutput, AuthorityState, AuthorityStats,
 };

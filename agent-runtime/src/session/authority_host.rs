@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use capability_manifest::Grant;
 
-use crate::room::{AuthorityEvent, AuthorityOptions, AuthorityOutput, AuthorityState, JoinInput};
+use crate::room::{
+    AllowListVerifier, AuthorityEvent, AuthorityOptions, AuthorityOutput, AuthorityState,
+    GateOptions, JoinInput,
+};
 use crate::wire::content::ContentMsg;
 use crate::wire::json::from_json;
 use crate::wire::presence::{CallMember, ClientMsg};
@@ -25,14 +28,30 @@ impl Driver {
             self.join.handle_input(now, JoinInput::AuthorityGone);
             return;
         };
+        let gate = if self.facts.agent_keys.is_some() {
+            // An agent-gated room (kibitz-agents.md §3.10 (b), §4.6): only assertions are
+            // checked (we have no human verifier), and credential-less joiners enter as humans.
+            GateOptions {
+                require: false,
+                require_agent_credits: false,
+                binds_fingerprint: false,
+                open_humans: true,
+            }
+        } else {
+            GateOptions::default()
+        };
         let opts = AuthorityOptions {
             lobby_on_start: self.facts.lobby_on_start,
-            ..AuthorityOptions::default()
+            gate,
         };
         let mut state = match &self.roster {
             Some(last) => AuthorityState::inherit(now, opts, last),
             None => AuthorityState::new(now, opts),
         };
+        if let Some(entries) = &self.facts.agent_keys {
+            let verifier = AllowListVerifier::new(self.facts.room.clone(), entries.clone());
+            state = state.with_verifier(Box::new(verifier));
+        }
         state.set_unix_time(now, unix_secs());
         state.set_self(
             now,
@@ -179,6 +198,10 @@ impl Driver {
                 self.emit(SessionEvent::Knock { conn, name })
             }
             AuthorityEvent::RosterChanged(r) => self.on_roster(now, r),
+            AuthorityEvent::Unverified { conn, reason } => {
+                tracing::info!(%conn, %reason, "identity gate refused a joiner");
+                self.emit(SessionEvent::GateRefused { conn, reason });
+            }
             AuthorityEvent::Reaped { conn } => {
                 let id = self.authority.as_mut().and_then(|a| a.conns.remove(&conn));
                 if let Some(id) = id {
@@ -210,6 +233,25 @@ impl Driver {
     pub(crate) fn authority_mesh_fingerprint(&mut self, now: Instant, peer: &str, fp: &str) {
         if let Some(a) = self.authority.as_mut() {
             a.state.on_mesh_fingerprint(now, peer, fp);
+        }
+    }
+
+    /// As authority, after a roster change: re-run the manifest-caps match for every open `sig`
+    /// link (a member may declare `meta.role:'agent'` after its link opened).
+    pub(crate) fn reconcile_agent_caps(&mut self, now: Instant) {
+        if self.authority.is_none() {
+            return;
+        }
+        let links: Vec<(String, String)> = self
+            .sig
+            .iter()
+            .filter_map(|(peer, id)| {
+                let fp = self.links.get(id)?.remote_fp.clone()?;
+                Some((peer.clone(), fp))
+            })
+            .collect();
+        for (peer, fp) in links {
+            self.authority_mesh_fingerprint(now, &peer, &fp);
         }
     }
 }

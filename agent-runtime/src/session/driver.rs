@@ -22,6 +22,7 @@ use crate::signaling::{BrokerConfig, ConnectOptions as SignalingOptions};
 use crate::wire::presence::Roster;
 use crate::wire::Value;
 
+use super::app_data::ManifestReply;
 use super::broker_peer::BrokerPeer;
 use super::event::{Counters, SessionEvent};
 use super::grant_view::GrantView;
@@ -60,6 +61,9 @@ pub(crate) struct Facts {
     pub(crate) lobby_on_start: bool,
     pub(crate) crypto_host: bool,
     pub(crate) assertion_key: Option<Arc<capability_manifest::AgentKey>>,
+    pub(crate) fixed_assertion: Option<String>,
+    pub(crate) agent_keys: Option<Vec<capability_manifest::AgentEntry>>,
+    pub(crate) manifest_token: Option<String>,
 }
 
 /// The event loop's state.
@@ -98,6 +102,8 @@ pub(crate) struct Driver {
     pub(crate) chat_seq: u64,
     /// Our recent public chat lines, replayed to each peer whose `sig` link opens.
     pub(crate) own_lines: std::collections::VecDeque<Value>,
+    /// Pending `fetch_manifest` calls, by the peer asked.
+    pub(crate) manifest_waiters: HashMap<String, Vec<ManifestReply>>,
 
     roster_tx: watch::Sender<Option<Roster>>,
     grant_tx: watch::Sender<Grant>,
@@ -176,6 +182,7 @@ impl Driver {
             admitted: false,
             chat_seq: 0,
             own_lines: std::collections::VecDeque::new(),
+            manifest_waiters: HashMap::new(),
             roster_tx: p.roster_tx,
             grant_tx: p.grant_tx,
             counters: p.counters,
@@ -317,6 +324,21 @@ impl Driver {
                 };
                 let _ = reply.send(r);
             }
+            Command::App { data, to, reply } => {
+                let r = if self.leaving.is_some() {
+                    Err(SessionError::Closed)
+                } else {
+                    self.send_app(&data, to.as_deref())
+                };
+                let _ = reply.send(r);
+            }
+            Command::FetchManifest { from, reply } => {
+                if self.leaving.is_some() {
+                    let _ = reply.send(Err(SessionError::Closed));
+                } else {
+                    self.fetch_manifest(&from, reply);
+                }
+            }
             Command::Host { op, reply } => {
                 let r = if self.leaving.is_some() {
                     Err(SessionError::Closed)
@@ -350,6 +372,7 @@ impl Driver {
         if changed {
             self.emit(SessionEvent::Roster(roster));
             self.refresh_grant();
+            self.reconcile_agent_caps(now);
         }
     }
 

@@ -65,6 +65,13 @@ pub enum SessionEvent {
         /// Its name.
         name: String,
     },
+    /// As authority: the identity gate refused a joiner (it was sent `lobby:'unverified'`).
+    GateRefused {
+        /// The joiner's presence connection id.
+        conn: String,
+        /// Why (Kibitz's reason string, e.g. "stale assertion"; never sent on the wire).
+        reason: String,
+    },
     /// A mesh link to a peer opened.
     LinkOpened {
         /// The peer's voiceId.

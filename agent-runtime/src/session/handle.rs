@@ -29,6 +29,15 @@ pub enum SessionError {
     /// No open mesh link to that peer.
     #[error("no open link to peer {0}")]
     NoLink(String),
+    /// App data over the 256 KiB receivers accept (its JSON length in UTF-16 units).
+    #[error("app data is {0} characters of JSON, over the 262144 receivers accept")]
+    AppTooLarge(usize),
+    /// A directed send was withheld: the peer lacks `receive-directed` in our view.
+    #[error("peer {0} may not receive directed data (no receive-directed)")]
+    Withheld(String),
+    /// The peer did not answer in time.
+    #[error("no answer within the timeout")]
+    Timeout,
 }
 
 /// Where a chat line went.
@@ -46,6 +55,15 @@ pub(crate) enum Command {
         text: String,
         to: Option<String>,
         reply: oneshot::Sender<Result<ChatReceipt, SessionError>>,
+    },
+    App {
+        data: serde_json::Value,
+        to: Option<String>,
+        reply: oneshot::Sender<Result<ChatReceipt, SessionError>>,
+    },
+    FetchManifest {
+        from: String,
+        reply: super::app_data::ManifestReply,
     },
     Host {
         op: HostOp,
@@ -136,6 +154,58 @@ impl SessionHandle {
         };
         self.cmd.send(cmd).await.map_err(|_| SessionError::Closed)?;
         rx.await.map_err(|_| SessionError::Closed)?
+    }
+
+    /// Broadcasts `{k:'app', data}` on every open mesh link whose peer may read chat (receivers
+    /// drop it unless they grant us `send-chat`). The receipt's `mid` is empty (app data has
+    /// none).
+    pub async fn send_app(&self, data: serde_json::Value) -> Result<ChatReceipt, SessionError> {
+        self.app(data, None).await
+    }
+
+    /// Sends `{k:'app', data}` on one peer's link only (directed; the peer must hold
+    /// `receive-directed` in our view, else `sent_to` is 0).
+    pub async fn send_app_to(
+        &self,
+        voice_id: &str,
+        data: serde_json::Value,
+    ) -> Result<ChatReceipt, SessionError> {
+        self.app(data, Some(voice_id.to_owned())).await
+    }
+
+    async fn app(
+        &self,
+        data: serde_json::Value,
+        to: Option<String>,
+    ) -> Result<ChatReceipt, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::App { data, to, reply };
+        self.cmd.send(cmd).await.map_err(|_| SessionError::Closed)?;
+        rx.await.map_err(|_| SessionError::Closed)?
+    }
+
+    /// Asks peer `voice_id` for its signed agent manifest (a directed
+    /// `{__kib_agent:'manifest?'}`) and returns the token it answers with. Verify it before use
+    /// ([`ManifestRef::matches`](capability_manifest::ManifestRef::matches) against its roster
+    /// meta, then [`verify_signed_manifest`](capability_manifest::verify_signed_manifest)).
+    ///
+    /// Only `kibitz-agent` peers answer usefully: a browser drops a read-only agent's answer
+    /// (it lacks `send-chat`), and browsers do not serve manifests.
+    pub async fn fetch_manifest(
+        &self,
+        voice_id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<String, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::FetchManifest {
+            from: voice_id.to_owned(),
+            reply,
+        };
+        self.cmd.send(cmd).await.map_err(|_| SessionError::Closed)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(r) => r.map_err(|_| SessionError::Closed)?,
+            Err(_) => Err(SessionError::Timeout),
+        }
     }
 
     /// Authority: admits a waiting joiner by presence connection id.

@@ -32,6 +32,8 @@ pub(crate) struct Link {
     pub(crate) writer: mpsc::UnboundedSender<Write>,
     pub(crate) codec: LinkCodec,
     pub(crate) open: bool,
+    /// The remote certificate's fingerprint, once the link opened (if readable).
+    pub(crate) remote_fp: Option<String>,
 }
 
 impl Driver {
@@ -55,6 +57,7 @@ impl Driver {
                 writer,
                 codec: LinkCodec::new(),
                 open: false,
+                remote_fp: None,
             },
         );
         id

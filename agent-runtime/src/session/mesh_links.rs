@@ -87,6 +87,7 @@ impl Driver {
             LinkEvent::Open { remote_fp } => {
                 if let Some(l) = self.links.get_mut(&id) {
                     l.open = true;
+                    l.remote_fp.clone_from(&remote_fp);
                 }
                 match role {
                     LinkRole::Presence => self.on_presence_open(now, id),
@@ -142,6 +143,7 @@ impl Driver {
                     self.links.remove(&id);
                     if self.sig.get(&peer) == Some(&id) {
                         self.sig.remove(&peer);
+                        self.fail_manifest_waiters(&peer);
                         self.planner.on_link_closed(now, &peer);
                         self.emit(SessionEvent::LinkClosed { peer });
                     }
@@ -218,6 +220,8 @@ impl Driver {
         match msg {
             ContentMsg::Caps { grants } => self.on_caps(from, grants),
             ContentMsg::IdToken { .. } => Counters::bump(&self.counters.ignored),
+            // Manifest retrieval envelopes are answered before the act gate (see app_data).
+            ContentMsg::App { data } if self.on_manifest_envelope(from, &data) => {}
             msg if !self.grants.may_send(from, self.roster.as_ref(), now_sec) => {
                 Counters::bump(&self.counters.act_blocked);
                 tracing::debug!(%from, kind = msg.kind(), "content from a peer without send-chat dropped");

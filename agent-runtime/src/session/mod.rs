@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod app_data;
 mod authority_host;
 mod broker_peer;
 mod codec;
@@ -170,6 +171,9 @@ impl RoomSession {
             lobby_on_start: opts.lobby_on_start,
             crypto_host: opts.crypto_host,
             assertion_key: opts.assertion_key.clone(),
+            fixed_assertion: opts.fixed_assertion.clone(),
+            agent_keys: opts.agent_keys.clone(),
+            manifest_token: opts.manifest_token.clone(),
         };
         let driver = Driver::new(DriverParts {
             facts,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use capability_manifest::AgentKey;
+use capability_manifest::{AgentEntry, AgentKey};
 use serde_json::{json, Value as Json};
 
 use crate::mesh::{DtlsIdentity, MeshOptions};
@@ -73,6 +73,23 @@ pub struct SessionOptions {
     /// assertion over our fingerprint and the normalised room, re-signed every 240 s and on
     /// every new presence connection.
     pub assertion_key: Option<Arc<AgentKey>>,
+    /// Test hook: present exactly this `agentAssertion` on every knock/voice instead of signing
+    /// one (takes precedence over `assertion_key`). Used to prove that stale, foreign and
+    /// replayed assertions are refused; never set it in production.
+    pub fixed_assertion: Option<String>,
+    /// As authority: the room's allow-list (`agentKeys`, kibitz-agents.md §4.2). When set, the
+    /// authority installs an [`AllowListVerifier`](crate::room::AllowListVerifier): a joiner
+    /// presenting an `agentAssertion` must match a listed key, be bound to its presence
+    /// connection's certificate and be fresh, or it gets `lobby:'unverified'`; a matched entry's
+    /// `caps` are granted once its mesh link shows the same certificate (§6.5). Joiners without
+    /// any credential are admitted as humans (`openHumans`). An empty list refuses every agent.
+    /// `None`: no gate, assertions are ignored (an open room).
+    pub agent_keys: Option<Vec<AgentEntry>>,
+    /// Our signed agent manifest (JWS compact). When set, a directed
+    /// `{k:'app', data:{__kib_agent:'manifest?'}}` from any peer is answered with a directed
+    /// `{k:'app', data:{__kib_agent:'manifest', token}}` (see
+    /// [`ManifestEnvelope`](capability_manifest::ManifestEnvelope)).
+    pub manifest_token: Option<String>,
     /// How the WebRTC connections are built (ICE servers, relay-only, UDP bind address).
     pub mesh: MeshOptions,
     /// Broker client settings (heartbeat 5 s, timeouts, backoff); `id` and `token` are ignored.
@@ -94,6 +111,9 @@ impl Default for SessionOptions {
             crypto_host: false,
             identity: None,
             assertion_key: None,
+            fixed_assertion: None,
+            agent_keys: None,
+            manifest_token: None,
             mesh: MeshOptions::default(),
             signaling: SignalingOptions::default(),
         }
@@ -109,6 +129,8 @@ impl std::fmt::Debug for SessionOptions {
             .field("claim", &self.claim)
             .field("crypto_host", &self.crypto_host)
             .field("signs_assertions", &self.assertion_key.is_some())
+            .field("agent_keys", &self.agent_keys.as_ref().map(Vec::len))
+            .field("serves_manifest", &self.manifest_token.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -39,6 +39,15 @@ impl AssertionProvider for KeySigner {
     }
 }
 
+/// Presents one given assertion every time (the `fixed_assertion` test hook).
+pub(crate) struct FixedAssertion(pub(crate) String);
+
+impl AssertionProvider for FixedAssertion {
+    fn fresh_assertion(&mut self) -> Option<String> {
+        Some(self.0.clone())
+    }
+}
+
 impl Driver {
     /// Joins the call (announces are held until a presence link opens) and starts the loop.
     pub(crate) fn start(&mut self, now: Instant) {
@@ -316,6 +325,9 @@ impl Driver {
     }
 
     fn take_signer(&self) -> Option<Box<dyn AssertionProvider>> {
+        if let Some(fixed) = &self.facts.fixed_assertion {
+            return Some(Box::new(FixedAssertion(fixed.clone())));
+        }
         self.facts.assertion_key.as_ref().map(|key| {
             Box::new(KeySigner {
                 key: Arc::clone(key),

