@@ -395,6 +395,22 @@ async fn host_fetches_a_read_only_agents_manifest() {
         host.fetch_manifest("nobody", Duration::from_secs(1)).await,
         Err(SessionError::NoLink("nobody".into()))
     );
+
+    // Once the host revokes the agent's receive-directed, nothing directed is sent to it.
+    host.set_grant(&agent_id, Some(Grant::empty()))
+        .await
+        .unwrap();
+    assert_eq!(
+        host.fetch_manifest(&agent_id, Duration::from_secs(1)).await,
+        Err(SessionError::Withheld(agent_id.clone()))
+    );
+    assert_eq!(
+        host.send_app_to(&agent_id, json!({"x": 1}))
+            .await
+            .unwrap()
+            .sent_to,
+        0
+    );
     agent.leave().await;
     host.leave().await;
 }
