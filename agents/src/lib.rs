@@ -4,5 +4,6 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod builtin;
 pub mod models;
 pub mod transcriber;

@@ -16,6 +16,8 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+mod agent;
+
 use super::exit::{self, CliError};
 use super::{files, parse_duration, Ctx, RunCommand};
 
@@ -31,6 +33,9 @@ pub(crate) const KICKED: u8 = 33;
 pub(crate) const BROKER_UNREACHABLE: u8 = 34;
 /// No host appeared within `--wait-for-host`.
 pub(crate) const NO_HOST: u8 = 35;
+/// The agent cannot run under its manifest (its lanes exceed the manifest, or a required lane
+/// is not granted).
+pub(crate) const AGENT_REFUSED: u8 = 36;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -38,14 +43,22 @@ Examples:
   kibitz-agent join --room standup --broker ws://127.0.0.1:9000/ --name Notetaker
   kibitz-agent join --room standup --claim --lobby          # hold the room if nobody does
   kibitz-agent join --room standup --key agent.jwk --wait-for-host 5m
+  kibitz-agent join --room standup --manifest chat-logger.jws --key agent.jwk \
+      --agent chat-logger --out logs/ --json      # run a built-in agent under its manifest
 
 Status lines (one per phase) go to stderr, JSON with --json. Chat and app messages arrive on
 stdout as JSON lines: {\"type\":\"chat\",\"from\":…,\"name\":…,\"text\":…,\"dm\":…,\"mid\":…}.
 Lines typed on stdin are sent as chat (browsers drop them until the host grants send-chat).
-Ctrl-C leaves gracefully.
+Ctrl-C (or SIGTERM) leaves gracefully.
+
+With --manifest, the key must be the manifest's signer; the agent's artifacts are printed on
+stdout ({\"type\":\"artifact\",\"agent\":…,\"artifact\":…}) instead of chat, and stdin is
+not read. Built-in agents: chat-logger.
 
 Exit codes: 0 left, 30 denied, 31 room locked, 32 unverified, 33 kicked,
-34 broker unreachable, 35 no host appeared.";
+34 broker unreachable, 35 no host appeared, 36 agent refused by its manifest or grant;
+manifest refused: 10 bad signature, 11 not signed by --key, 12 expired, 13 invalid,
+15 malformed token.";
 
 /// Arguments of `join`.
 #[derive(Debug, Clone, Args)]
@@ -81,6 +94,15 @@ pub(crate) struct JoinArgs {
     /// Broker connection attempts before giving up.
     #[arg(long, default_value_t = 5)]
     pub(crate) connect_attempts: u32,
+    /// Signed agent manifest (JWS compact, from `manifest sign`): run `--agent` under it.
+    #[arg(long, requires_all = ["key", "agent"])]
+    pub(crate) manifest: Option<PathBuf>,
+    /// The built-in agent to run (with --manifest): chat-logger.
+    #[arg(long, requires = "manifest")]
+    pub(crate) agent: Option<String>,
+    /// Directory for the agent's output files (with --manifest).
+    #[arg(long, requires = "manifest")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 impl JoinArgs {
@@ -128,14 +150,41 @@ impl RunCommand for JoinArgs {
             .enable_all()
             .build()
             .map_err(|e| CliError::new(exit::INTERNAL, format!("cannot start runtime: {e}")))?;
-        rt.block_on(async move {
-            let stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-            let lines = async_stream_lines(stdin);
-            join_until(self, ctx, lines, async {
+        let result = rt.block_on(async move {
+            // An agent acts only through its gate: stdin is read in the bare mode only.
+            let lines = if self.manifest.is_none() {
+                async_stream_lines(tokio::io::BufReader::new(tokio::io::stdin()).lines())
+            } else {
+                tokio::sync::mpsc::unbounded_channel().1
+            };
+            join_until(self, ctx, lines, interrupted()).await
+        });
+        // Do not wait for a blocked stdin read (an idle terminal) after the session ended.
+        rt.shutdown_timeout(std::time::Duration::from_millis(500));
+        result
+    }
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-        })
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -161,6 +210,9 @@ pub(crate) async fn join_until(
     mut say: UnboundedReceiver<String>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), CliError> {
+    if args.manifest.is_some() {
+        return agent::run(args, ctx, stop).await;
+    }
     let opts = args.options()?;
     status(
         ctx,
@@ -225,8 +277,26 @@ async fn say_line(ctx: Ctx, session: &SessionHandle, text: &str) {
     }
 }
 
+/// The exit error a terminal event means, if it is one.
+fn terminal_error(ev: &SessionEvent) -> Option<CliError> {
+    let (code, msg) = match ev {
+        SessionEvent::Kicked => (KICKED, "kicked from the room"),
+        SessionEvent::Denied => (DENIED, "the host denied entry"),
+        SessionEvent::Locked => (LOCKED, "the room is locked"),
+        SessionEvent::Unverified => (UNVERIFIED, "the room refused our agent assertion"),
+        SessionEvent::GaveUp => (NO_HOST, "no host appeared"),
+        SessionEvent::Left => (BROKER_UNREACHABLE, "the session stopped (broker lost)"),
+        _ => return None,
+    };
+    Some(CliError::new(code, msg))
+}
+
 /// Prints one event; `Some(result)` when the session is over.
 fn on_event(ctx: Ctx, ev: &SessionEvent) -> Option<Result<(), CliError>> {
+    if let Some(err) = terminal_error(ev) {
+        status(ctx, "stopped", &err.message);
+        return Some(Err(err));
+    }
     match ev {
         SessionEvent::Chat {
             from,
@@ -261,31 +331,9 @@ fn on_event(ctx: Ctx, ev: &SessionEvent) -> Option<Result<(), CliError>> {
         SessionEvent::Reset => status(ctx, "reset", "the host reset the room"),
         SessionEvent::LinkOpened { peer } => status(ctx, "link-open", peer),
         SessionEvent::LinkClosed { peer } => status(ctx, "link-closed", peer),
-        SessionEvent::Kicked => return Some(Err(refused(ctx, KICKED, "kicked from the room"))),
-        SessionEvent::Denied => return Some(Err(refused(ctx, DENIED, "the host denied entry"))),
-        SessionEvent::Locked => return Some(Err(refused(ctx, LOCKED, "the room is locked"))),
-        SessionEvent::Unverified => {
-            return Some(Err(refused(
-                ctx,
-                UNVERIFIED,
-                "the room refused our agent assertion",
-            )))
-        }
-        SessionEvent::GaveUp => return Some(Err(refused(ctx, NO_HOST, "no host appeared"))),
-        SessionEvent::Left => {
-            return Some(Err(CliError::new(
-                BROKER_UNREACHABLE,
-                "the session stopped (broker lost)",
-            )))
-        }
         other => status(ctx, "event", &format!("{other:?}")),
     }
     None
-}
-
-fn refused(ctx: Ctx, code: u8, msg: &str) -> CliError {
-    status(ctx, "stopped", msg);
-    CliError::new(code, msg)
 }
 
 /// One status line on stderr.

@@ -2,6 +2,8 @@
 //! peer, on the embedded broker and on the npm `peer` server, in the same run.
 //!
 //! `cargo bench -p kibitz-test-harness --bench join` (plain `harness = false`, std::time only).
+//! Without `--bench` (`cargo test -p kibitz-test-harness --benches`) it is a one-round smoke
+//! run that still fails on any failed join.
 //!
 //! Per broker, a Chromium **host** page holds room R with the lobby off (admission is
 //! immediate, the same for both joiners). Then, `JOIN_RUNS` times (default 10, after
@@ -58,10 +60,13 @@ struct Config {
 }
 
 /// The two milestones of one join, measured from its start.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sample {
     admitted: Duration,
     link_open: Duration,
+    /// Earlier phases, first occurrence each (agent: `registered`, `knocking`; page:
+    /// `participant`, `opened`), for finding where the time goes.
+    phases: Vec<(String, Duration)>,
 }
 
 /// One run: the sample, or why it failed; plus anything odd about leaving.
@@ -175,12 +180,14 @@ fn config() -> Result<Config> {
             Err(_) => Ok(default),
         }
     };
-    let runs = num("JOIN_RUNS", 10)?.max(1) as usize;
-    let warmup = num("JOIN_WARMUP", 1)? as usize;
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) one smoke round.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let runs = num("JOIN_RUNS", if bench { 10 } else { 1 })?.max(1) as usize;
+    let warmup = num("JOIN_WARMUP", u64::from(bench))? as usize;
     let timeout = Duration::from_secs(num("JOIN_TIMEOUT_SECS", 30)?.max(1));
     let agent_bin = match std::env::var_os("KIBITZ_AGENT_BIN") {
         Some(p) => PathBuf::from(p),
-        None => release_agent()?,
+        None => release_agent(bench)?,
     };
     if !agent_bin.is_file() {
         bail!("agent binary {} does not exist", agent_bin.display());
@@ -193,8 +200,9 @@ fn config() -> Result<Config> {
     })
 }
 
-/// `<target>/release/kibitz-agent`, built first when missing.
-fn release_agent() -> Result<PathBuf> {
+/// `<target>/release/kibitz-agent`, built first when missing. In smoke mode (`bench` false)
+/// the binary of this run's own profile is used when the release one is missing.
+fn release_agent(bench: bool) -> Result<PathBuf> {
     let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir),
         // This bench runs as <target>/<profile>/deps/join-<hash>.
@@ -208,6 +216,14 @@ fn release_agent() -> Result<PathBuf> {
     if bin.is_file() {
         warn_if_stale(&bin);
         return Ok(bin);
+    }
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(2).map(|d| d.join("kibitz-agent")))
+        .filter(|p| p.is_file());
+    if let (false, Some(sibling)) = (bench, sibling) {
+        println!("smoke mode: using {}", sibling.display());
+        return Ok(sibling);
     }
     println!(
         "{} is missing: cargo build --release -p kibitz-agents --bin kibitz-agent",
@@ -374,12 +390,14 @@ async fn agent_run(cfg: &Config, target: &Target, room: &str, host_id: &str, i: 
     let deadline = tokio::time::Instant::now() + cfg.timeout;
     let mut admitted = None;
     let mut link_open = None;
+    let mut phases: Vec<(String, Duration)> = Vec::new();
     let mut tail: Vec<String> = Vec::new();
     let result = loop {
         if let (Some(admitted), Some(link_open)) = (admitted, link_open) {
             break Ok(Sample {
                 admitted,
                 link_open,
+                phases: std::mem::take(&mut phases),
             });
         }
         let (at, line) = match tokio::time::timeout_at(deadline, lines.recv()).await {
@@ -414,6 +432,9 @@ async fn agent_run(cfg: &Config, target: &Target, room: &str, host_id: &str, i: 
         match status {
             "admitted" if admitted.is_none() => admitted = Some(at - t0),
             "link-open" if detail == host_id && link_open.is_none() => link_open = Some(at - t0),
+            "registered" | "knocking" if !phases.iter().any(|(p, _)| p == status) => {
+                phases.push((status.to_owned(), at - t0));
+            }
             _ => {}
         }
         if tail.len() >= 12 {
@@ -510,9 +531,21 @@ async fn browser_run(
                 .map(|at| Duration::from_secs_f64((at - t0).max(0.0) / 1000.0))
                 .ok_or_else(|| format!("`{}` event without `at`", e.ev))
         };
+        let mut phases = Vec::new();
+        for ev in ["participant", "opened"] {
+            let found = browser
+                .events()
+                .into_iter()
+                .skip(since)
+                .find(|e| e.is(&peer, ev));
+            if let Some(e) = found {
+                phases.push((ev.to_owned(), at(&e)?));
+            }
+        }
         Ok(Sample {
             admitted: at(&roster)?,
             link_open: at(&link)?,
+            phases,
         })
     }
     .await;
@@ -550,11 +583,19 @@ fn ms(d: Duration) -> String {
 
 fn print_outcome(who: &str, tag: &str, o: &Outcome) {
     let mut line = match &o.result {
-        Ok(s) => format!(
-            "{who:<8} {tag:<10} admitted {:>7}  link open {:>7}",
-            ms(s.admitted),
-            ms(s.link_open)
-        ),
+        Ok(s) => {
+            let phases: Vec<String> = s
+                .phases
+                .iter()
+                .map(|(p, d)| format!("{p} {}", ms(*d)))
+                .collect();
+            format!(
+                "{who:<8} {tag:<10} admitted {:>7}  link open {:>7}  [{}]",
+                ms(s.admitted),
+                ms(s.link_open),
+                phases.join(", ")
+            )
+        }
         Err(e) => format!("{who:<8} {tag:<10} FAILED: {e}"),
     };
     if let Some(note) = &o.leave_note {
@@ -613,6 +654,16 @@ fn series(r: &Report) -> Series {
     }
 }
 
+/// Statistics of one earlier phase over the successful runs that reached it.
+fn phase_stats(runs: &[Outcome], name: &str) -> Option<Stats> {
+    Stats::of(
+        runs.iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .filter_map(|s| s.phases.iter().find(|(p, _)| p == name).map(|(_, d)| *d))
+            .collect(),
+    )
+}
+
 fn ratio(a: Option<Stats>, b: Option<Stats>) -> Option<f64> {
     let (a, b) = (a?, b?);
     let b = b.p50.as_secs_f64();
@@ -655,6 +706,19 @@ fn print_report(r: &Report, runs: usize) -> bool {
             ),
             None => println!("{name:<20} (no successful run)"),
         }
+    }
+    for (who, v, names) in [
+        ("agent", &r.agent, ["registered", "knocking"]),
+        ("browser", &r.browser, ["participant", "opened"]),
+    ] {
+        let parts: Vec<String> = names
+            .iter()
+            .map(|name| match phase_stats(v, name) {
+                Some(st) => format!("{name} {}", ms(st.p50)),
+                None => format!("{name} n/a"),
+            })
+            .collect();
+        println!("{who} earlier phases (p50): {}", parts.join(", "));
     }
     let fmt_ratio = |x: Option<f64>| x.map_or("n/a".to_owned(), |x| format!("{x:.2}"));
     println!(
