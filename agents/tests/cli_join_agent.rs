@@ -326,3 +326,97 @@ async fn chat_logger_joins_a_chromium_room_logs_chat_and_exits_33_on_kick() {
     assert_eq!(status.code(), Some(33));
     browser.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_agent_and_leaves_with_exit_0() {
+    use agent_runtime::broker::{Broker, BrokerOptions};
+    use agent_runtime::mesh::MeshOptions;
+    use agent_runtime::room::ClaimPolicy;
+    use agent_runtime::session::{RoomSession, SessionOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sign(d, &chat_logger_manifest(), "chat-logger").await;
+    let (broker, _task) = Broker::bind("127.0.0.1:0".parse().unwrap(), BrokerOptions::default())
+        .await
+        .unwrap();
+    let (host, _host_ev) = RoomSession::start(SessionOptions {
+        broker: broker.client_config(),
+        room: "term-room".into(),
+        name: "Host".into(),
+        meta: Some(json!({})),
+        claim: ClaimPolicy::Allowed,
+        mesh: MeshOptions::loopback(),
+        ..SessionOptions::default()
+    })
+    .await
+    .unwrap();
+
+    let mut child = Command::new(BIN)
+        .args(["join", "--room", "term-room", "--broker", &broker.ws_url()])
+        .args([
+            "--name",
+            "Logger",
+            "--manifest",
+            "chat-logger.jws",
+            "--key",
+            "agent.jwk",
+        ])
+        .args(["--agent", "chat-logger", "--loopback", "--json"])
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = lines(child.stderr.take().unwrap());
+    wait_line(&mut stderr, "admitted", |v| v["status"] == "admitted").await;
+
+    // The Rust host's roster carries the manifest disclosure merged with the engine block.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let meta = loop {
+        let found = host
+            .roster()
+            .and_then(|r| r.members.into_iter().find(|m| m.name == "Logger"));
+        if let Some(m) = found {
+            break m
+                .meta
+                .as_ref()
+                .map(agent_runtime::wire::json::to_json)
+                .unwrap_or_default();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "agent never in roster"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(meta["role"], "agent", "{meta}");
+    assert_eq!(meta["readOnly"], true, "{meta}");
+    assert!(meta.pointer("/manifest/kid").is_some(), "{meta}");
+    assert!(meta.pointer("/~kbz/f").is_some(), "{meta}");
+
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    wait_line(&mut stderr, "leaving", |v| v["status"] == "leaving").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while host
+        .roster()
+        .is_some_and(|r| r.members.iter().any(|m| m.name == "Logger"))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "agent never left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    host.leave().await;
+    broker.shutdown();
+}

@@ -334,8 +334,8 @@ pub(crate) struct ConnectionTask {
 impl ConnectionTask {
     /// Runs until the connection closes. `channel` is the offerer's own data channel.
     pub(crate) async fn run(mut self, channel: Option<Arc<dyn DataChannel>>) {
-        let mut reader = channel.map(|dc| self.start_reader(dc));
         let started = tokio::time::Instant::now();
+        let mut reader = channel.map(|dc| self.start_reader(dc, started));
         let mut next_nudge = started + NUDGE_FAST;
         let failure = loop {
             let opening = self.shared.channel.get().is_none() && next_nudge - started < NUDGE_UNTIL;
@@ -348,12 +348,14 @@ impl ConnectionTask {
                 ev = self.pc_events.recv() => match ev {
                     None => break None,
                     Some(PcEvent::Candidate(c)) => {
+                        self.phase(started, "local candidate", &c.candidate);
                         let payload: CandidatePayload = self.negotiator.local_candidate(c);
                         self.sink.send_signal(&self.shared.peer, OutboundSignal::Candidate(payload));
                     }
                     Some(PcEvent::DataChannel(dc)) => {
                         if reader.is_none() {
-                            reader = Some(self.start_reader(dc));
+                            self.phase(started, "remote data channel", "");
+                            reader = Some(self.start_reader(dc, started));
                         } else {
                             tracing::debug!(peer = %self.shared.peer, "ignoring extra data channel");
                         }
@@ -364,17 +366,22 @@ impl ConnectionTask {
                     }
                     Some(PcEvent::Ice(RTCIceConnectionState::Closed))
                     | Some(PcEvent::Connection(RTCPeerConnectionState::Closed)) => break None,
-                    Some(_) => {}
+                    Some(PcEvent::Ice(state)) => self.phase(started, "ice", &state.to_string()),
+                    Some(PcEvent::Connection(state)) => {
+                        self.phase(started, "connection", &state.to_string());
+                    }
                 },
                 cmd = self.cmds.recv() => match cmd {
                     None | Some(Command::Close) | Some(Command::ChannelClosed) => break None,
                     Some(Command::Fail(e)) => break Some(e),
                     Some(Command::RemoteAnswer(desc)) => {
+                        self.phase(started, "answer received", "");
                         if let Err(e) = self.apply_answer(desc).await {
                             break Some(e);
                         }
                     }
                     Some(Command::RemoteCandidate(c)) => {
+                        self.phase(started, "remote candidate", &c.candidate);
                         let dropped = self.negotiator.dropped();
                         if let Some(c) = self.negotiator.remote_candidate(c) {
                             self.add_candidate(c).await;
@@ -436,8 +443,25 @@ impl ConnectionTask {
         }
     }
 
-    fn start_reader(&self, dc: Arc<dyn DataChannel>) -> JoinHandle<()> {
+    /// Logs one step of connection setup with the time since the task started (offer sent
+    /// when dialling, answer sent when answering), for open-latency diagnosis.
+    fn phase(&self, started: tokio::time::Instant, phase: &str, detail: &str) {
+        tracing::debug!(
+            peer = %self.shared.peer,
+            connection_id = %self.shared.connection_id,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            detail,
+            "setup: {phase}"
+        );
+    }
+
+    fn start_reader(
+        &self,
+        dc: Arc<dyn DataChannel>,
+        started: tokio::time::Instant,
+    ) -> JoinHandle<()> {
         let reader = ChannelReader {
+            started,
             dc,
             pc: Arc::clone(&self.pc),
             shared: Arc::clone(&self.shared),
@@ -474,6 +498,7 @@ async fn nudge_driver(pc: &dyn PeerConnection) {
 
 /// Forwards one data channel's events to the connection's owner.
 struct ChannelReader {
+    started: tokio::time::Instant,
     dc: Arc<dyn DataChannel>,
     pc: Arc<dyn PeerConnection>,
     shared: Arc<ConnShared>,
@@ -485,6 +510,12 @@ impl ChannelReader {
         while let Some(ev) = self.dc.poll().await {
             let out = match ev {
                 DataChannelEvent::OnOpen => {
+                    tracing::debug!(
+                        peer = %self.shared.peer,
+                        connection_id = %self.shared.connection_id,
+                        ms = self.started.elapsed().as_secs_f64() * 1e3,
+                        "setup: data channel open"
+                    );
                     if let Some(fp) = remote_fingerprint(self.pc.as_ref()).await {
                         let _ = self.shared.remote_fingerprint.set(fp);
                     }

@@ -43,7 +43,7 @@ Examples:
   kibitz-agent join --room standup --broker ws://127.0.0.1:9000/ --name Notetaker
   kibitz-agent join --room standup --claim --lobby          # hold the room if nobody does
   kibitz-agent join --room standup --key agent.jwk --wait-for-host 5m
-  kibitz-agent join --room standup --manifest chat-logger.jws --key agent.jwk \
+  kibitz-agent join --room standup --manifest chat-logger.jws --key agent.jwk \\
       --agent chat-logger --out logs/ --json      # run a built-in agent under its manifest
 
 Status lines (one per phase) go to stderr, JSON with --json. Chat and app messages arrive on
