@@ -295,11 +295,13 @@ async fn browser_peerjs_and_agent_interoperate_both_ways() {
     );
 }
 
-/// Open latency of agent-dialled DataConnections to a Chromium PeerJS answerer (the join path:
-/// the agent dials the host). Run with `RUST_LOG=agent_runtime::mesh=debug --nocapture` to see
-/// each connection's setup phases (answer, candidates, ICE, DTLS, channel open).
+/// Repeated agent-dialled DataConnections to a Chromium PeerJS answerer (the join path: the
+/// agent dials the host) all open and carry data. Latency is measured by the join benchmark
+/// (`cargo bench -p kibitz-test-harness --bench join`), not asserted here; this test prints the
+/// open times. Run with `RUST_LOG=agent_runtime::mesh=debug --nocapture` to see each
+/// connection's setup phases (answer, candidates, ICE, DTLS, channel open).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_dials_chromium_quickly() {
+async fn agent_dials_chromium_repeatedly() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -346,13 +348,6 @@ async fn agent_dials_chromium_quickly() {
         assert_eq!(expect_message(&mut conn).await.as_ref(), PING);
         conn.close();
     }
+    assert_eq!(opens.len(), 8, "every dial opened");
     println!("agent → chromium open times: {opens:?}");
-    opens.sort();
-    let median = opens[opens.len() / 2];
-    // A browser's own dial to a browser opens in ~100 ms on loopback; 200 ms ICE/DTLS tick
-    // waits would put the median at 400 ms or more.
-    assert!(
-        median < Duration::from_millis(250),
-        "median open {median:?} (all {opens:?})"
-    );
 }

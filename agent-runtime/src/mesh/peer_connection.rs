@@ -161,10 +161,14 @@ impl PeerConnectionFactory {
         // succeeded), with the same 1.4 s per-pair budget. Peer-reflexive pairs are
         // nominatable at once: a browser's checks often arrive before its trickled host
         // candidate, so the pair is learnt as prflx and the default 1 s wait applied.
+        // Relay-only connections have no better pair to wait for than a relay one, so the
+        // default 2 s relay wait is dropped for them too.
+        let relay_wait = ice.relay_only.then_some(Duration::ZERO);
         let settings = SettingEngineBuilder::new()
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_relay_acceptance_min_wait(relay_wait)
             .build();
         let mut builder = PeerConnectionBuilder::new()
             .with_configuration(config)
