@@ -51,7 +51,11 @@ impl Driver {
     }
 
     /// Sends content with the sender-side perceive check; returns how many peers got it.
-    fn send_content(&mut self, msg: &Value, to: Option<&str>) -> Result<usize, SessionError> {
+    pub(super) fn send_content(
+        &mut self,
+        msg: &Value,
+        to: Option<&str>,
+    ) -> Result<usize, SessionError> {
         let (targets, need) = match to {
             Some(p) => {
                 if !self.sig.contains_key(p) && !self.bulk.contains_key(p) {

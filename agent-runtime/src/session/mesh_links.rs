@@ -329,36 +329,13 @@ impl Driver {
         );
         let mid = chat.mid.clone().unwrap_or_default();
         let msg = ContentMsg::Chat(chat).to_value();
-        let now_sec = unix_secs();
-        let (targets, need) = match to {
-            Some(p) => {
-                if !self.sig.contains_key(p) && !self.bulk.contains_key(p) {
-                    return Err(SessionError::NoLink(p.to_owned()));
-                }
-                (vec![p.to_owned()], Capability::ReceiveDirected)
-            }
-            None => {
-                let mut peers: Vec<String> = self.sig.keys().cloned().collect();
-                peers.sort();
-                (peers, Capability::ReadChat)
-            }
-        };
         if to.is_none() {
             if self.own_lines.len() >= OWN_LINES_MAX {
                 self.own_lines.pop_front();
             }
             self.own_lines.push_back(msg.clone());
         }
-        let mut sent_to = 0;
-        for peer in targets {
-            let allowed = self
-                .grants
-                .grant_of(&peer, self.roster.as_ref(), now_sec)
-                .can_perceive(need);
-            if allowed && self.write_content(&peer, &msg) {
-                sent_to += 1;
-            }
-        }
+        let sent_to = self.send_content(&msg, to)?;
         Ok(ChatReceipt { mid, sent_to })
     }
 }

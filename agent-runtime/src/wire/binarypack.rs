@@ -286,20 +286,9 @@ fn to_int32(x: f64) -> i32 {
 }
 
 fn encode_sized(out: &mut Vec<u8>, bytes: &[u8], fix: u8, tag16: u8, tag32: u8) {
-    let len = bytes.len();
-    if len <= 0x0f {
-        out.push(fix + len as u8);
-    } else if let Ok(l) = u16::try_from(len) {
-        out.push(tag16);
-        out.extend_from_slice(&l.to_be_bytes());
-    } else if let Ok(l) = u32::try_from(len) {
-        out.push(tag32);
-        out.extend_from_slice(&l.to_be_bytes());
-    } else {
-        out.push(0xc0);
-        return;
+    if encode_header(out, bytes.len(), fix, tag16, tag32) {
+        out.extend_from_slice(bytes);
     }
-    out.extend_from_slice(bytes);
 }
 
 /// Writes a container header; `false` (after writing nil) when the length cannot be encoded.
